@@ -1,0 +1,179 @@
+"""The evidence pack: render its files from the results, and write them atomically.
+
+A pack is rendered to bytes first, written into a fresh folder beside the target,
+and only then swapped in, so a crash or Ctrl-C while writing leaves the previous
+pack whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workshop.errors import EvidenceError
+from workshop.evaluation import EvalResult, VersionScore
+from workshop.routes import RouteDecision
+from workshop.tokens import TokenTrace
+
+TOKEN_TRACE = "token_trace.json"
+PROMPT_EVAL = "prompt_eval.csv"
+ROUTE_DECISIONS = "route_decisions.json"
+FAILURE_CASES = "failure_cases.md"
+README = "README.md"
+SUMMARY = "summary.json"
+SEED_FILES = (TOKEN_TRACE, PROMPT_EVAL, ROUTE_DECISIONS, FAILURE_CASES, README)
+PACK_FILES = frozenset((*SEED_FILES, SUMMARY))
+"""Every file name a pack may hold: a folder holding anything else is not replaced."""
+
+CSV_FIELDS = ("prompt_version", "case_id", "passed", "reason", "raw_output")
+
+
+def _encode(text: str) -> bytes:
+    # A model may answer with lone surrogates, which UTF-8 cannot hold; keep them visible.
+    return text.encode("utf-8", "backslashreplace")
+
+
+def _json_text(rows: Iterable[Any]) -> str:
+    return json.dumps(list(rows), indent=2, ensure_ascii=False)
+
+
+def render_token_trace(traces: Sequence[TokenTrace]) -> bytes:
+    """``token_trace.json``, byte-identical to the seed's for the same traces."""
+    return _encode(_json_text(trace.model_dump() for trace in traces))
+
+
+def render_route_decisions(decisions: Sequence[RouteDecision]) -> bytes:
+    """``route_decisions.json``, byte-identical to the seed's for the same decisions."""
+    return _encode(_json_text(decision.model_dump() for decision in decisions))
+
+
+def render_prompt_eval(results: Sequence[EvalResult]) -> bytes:
+    """``prompt_eval.csv`` as the seed's `csv.DictWriter` writes it (CRLF rows)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(CSV_FIELDS)
+    writer.writerows((r.prompt_version, r.case_id, r.passed, r.reason, r.raw_output) for r in results)
+    return _encode(buffer.getvalue())
+
+
+def render_failure_cases(results: Sequence[EvalResult]) -> bytes:
+    """``failure_cases.md``: one list item per failing evaluation."""
+    lines = ["# Failure Cases", ""]
+    lines += [f"- {r.prompt_version} / {r.case_id}: {r.reason}" for r in results if not r.passed]
+    return _encode("\n".join(lines) + "\n")
+
+
+@dataclass(frozen=True)
+class ReadmeInfo:
+    """What the pack's README says beyond the results: how it was made and what ran."""
+
+    run_command: str
+    notes: Sequence[str] = field(default_factory=tuple)
+    """Paragraphs added after the best-version line (selection, completeness, ...)."""
+
+
+def render_readme(info: ReadmeInfo, best: VersionScore | None) -> bytes:
+    """The pack's ``README.md``, naming the best version computed from the results."""
+    if best is None:
+        best_line = "Best prompt version: none (no prompt evaluations ran)"
+    else:
+        best_line = f"Best prompt version: {best.version} ({best.passed}/{best.total} passed)"
+    paragraphs = [
+        "# Chapter 7 LLM Workshop Evidence",
+        f"Run command: `{info.run_command}`",
+        best_line,
+        *info.notes,
+        "Review `failure_cases.md` before deciding whether to change Prompt, add RAG, or plan fine-tuning.",
+    ]
+    return _encode("\n\n".join(paragraphs) + "\n")
+
+
+def render_pack(
+    traces: Sequence[TokenTrace],
+    results: Sequence[EvalResult],
+    routes: Sequence[RouteDecision],
+    readme: ReadmeInfo,
+    best: VersionScore | None,
+) -> dict[str, bytes]:
+    """Every file of the pack, by name, in the seed's order."""
+    return {
+        TOKEN_TRACE: render_token_trace(traces),
+        PROMPT_EVAL: render_prompt_eval(results),
+        ROUTE_DECISIONS: render_route_decisions(routes),
+        FAILURE_CASES: render_failure_cases(results),
+        README: render_readme(readme, best),
+    }
+
+
+def _is_replaceable(target: Path) -> bool:
+    """A folder may be replaced if it is empty or holds only pack files."""
+    return all(entry.is_file() and entry.name in PACK_FILES for entry in target.iterdir())
+
+
+def _restore_interrupted_swap(target: Path) -> None:
+    """If a swap was killed between its two renames, put the previous pack back."""
+    if target.exists():
+        return
+    retired = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    if retired:
+        os.rename(retired[-1], target)
+
+
+def write_pack(target: Path, files: Mapping[str, bytes]) -> list[Path]:
+    """Write ``files`` as the folder ``target``, replacing a previous pack atomically.
+
+    Returns the written paths, in ``files`` order. Refuses to replace a folder that
+    holds anything but pack files, so a mistyped ``--evidence-dir`` cannot delete work.
+    """
+    unknown = sorted(set(files) - PACK_FILES)
+    if unknown:
+        raise ValueError(f"not pack file names: {unknown}")
+    if target.exists() and not target.is_dir():
+        raise EvidenceError(f"cannot write the evidence pack to {target}: it is a file, not a folder")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _restore_interrupted_swap(target)
+        if target.exists() and not _is_replaceable(target):
+            raise EvidenceError(
+                f"refusing to replace {target}: it holds files that are not part of an evidence pack; "
+                "choose an empty or new folder for the evidence"
+            )
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+    except OSError as exc:
+        raise EvidenceError(f"cannot write the evidence pack to {target}: {exc.strerror or exc}") from None
+    try:
+        for name, content in files.items():
+            with open(staging / name, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+        _swap_in(staging, target)
+    except BaseException as exc:  # Ctrl-C included: never leave a half pack behind
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise EvidenceError(f"cannot write the evidence pack to {target}: {exc.strerror or exc}") from None
+        raise
+    return [target / name for name in files]
+
+
+def _swap_in(staging: Path, target: Path) -> None:
+    if not target.exists():
+        os.rename(staging, target)
+        return
+    retired = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:12]}"
+    os.rename(target, retired)
+    try:
+        os.rename(staging, target)
+    except BaseException:
+        os.rename(retired, target)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)

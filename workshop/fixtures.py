@@ -1,0 +1,321 @@
+"""The JSON fixtures under ``cases/``: their models, and loading them with clear errors.
+
+Every model is strict (no type coercion) and forbids unknown fields, so a typo in a
+hand-edited file is an error that names the file, the item and the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from workshop.contract import Contract, load_contract
+from workshop.errors import FixtureError, Problem
+from workshop.jsonfile import read_json_file
+
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
+NonEmptyText = Annotated[str, StringConstraints(min_length=1)]
+Keyword = Annotated[str, StringConstraints(min_length=1, pattern=r"^[^A-Z]*$")]
+"""Keywords are matched against lowercased text, so one with a capital letter could never match."""
+
+
+class FixtureModel(BaseModel):
+    """Base of every fixture model: frozen, strict, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid", populate_by_name=True)
+
+
+class FixtureFile(FixtureModel):
+    """Base of a whole fixture file; ``$schema`` lets editors validate while users type."""
+
+    schema_: str | None = Field(default=None, alias="$schema")
+
+
+class Case(FixtureModel):
+    """One learner request and what a good answer must say about it."""
+
+    id: Identifier
+    user_input: NonEmptyText
+    expected_intent: NonEmptyText
+    expected_route: NonEmptyText | None = None
+
+
+class CaseFile(FixtureFile):
+    """``cases.json``: the fixed test cases, and the route rules they are checked against."""
+
+    routes: NonEmptyText = Field(default="routes.json", description="Route rules file, relative to this file.")
+    cases: list[Case] = Field(min_length=1)
+
+
+class FakeReply(FixtureModel):
+    """How the offline fake model answers a prompt version.
+
+    ``prose`` answers every case with ``prose_text``; ``contract_json`` answers with
+    contract JSON built from the keyword rules. ``scripted_replies`` answer given
+    case ids verbatim and win over both.
+    """
+
+    answer: Literal["prose", "contract_json"]
+    prose_text: str | None = None
+    scripted_replies: dict[Identifier, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _prose_needs_text(self) -> FakeReply:
+        if self.answer == "prose" and self.prose_text is None:
+            raise ValueError('"prose_text" is required when "answer" is "prose"')
+        return self
+
+
+class PromptVersion(FixtureModel):
+    """One prompt version: its instructions, request settings and fake-model behaviour."""
+
+    name: Identifier
+    instructions: NonEmptyText
+    model: NonEmptyText
+    max_output_tokens: int = Field(gt=0)
+    temperature: float = Field(ge=0, le=2)
+    fake_model: FakeReply
+
+
+class PromptFile(FixtureFile):
+    """``prompt_versions.json``: the versions in order, with their contract and fake-model rules."""
+
+    contract: NonEmptyText = Field(
+        default="output_contract.schema.json", description="Output contract (JSON Schema), relative to this file."
+    )
+    fake_model: NonEmptyText = Field(default="fake_model.json", description="Fake model rules, relative to this file.")
+    versions: list[PromptVersion] = Field(min_length=1)
+
+
+class KeywordRule(FixtureModel):
+    """A rule that fires when any keyword occurs as a substring of the lowercased text."""
+
+    keywords: list[Keyword] = Field(min_length=1)
+
+    def matches(self, lowered: str) -> bool:
+        """True if any keyword is a substring of ``lowered`` (already lowercased text)."""
+        return any(keyword in lowered for keyword in self.keywords)
+
+
+R = TypeVar("R", bound=KeywordRule)
+
+
+def first_match(text: str, rules: Sequence[R]) -> R | None:
+    """The first rule with a keyword in ``text`` (lowercased first, as the seed does), or None."""
+    lowered = text.lower()
+    return next((rule for rule in rules if rule.matches(lowered)), None)
+
+
+class IntentRule(KeywordRule):
+    """Keywords that make the fake model answer with ``intent``."""
+
+    intent: NonEmptyText
+
+
+class FakeModelRules(FixtureFile):
+    """``fake_model.json``: the fake model's intent rules (first match wins) and its answer fields."""
+
+    intent_rules: list[IntentRule]
+    default_intent: NonEmptyText
+    actions: dict[str, NonEmptyText] = Field(description="The action the fake model proposes for each intent.")
+    confidence: float = Field(ge=0, le=1)
+    needs_human_review: bool
+
+
+class RouteRule(KeywordRule):
+    """Keywords that send a request down ``route`` first."""
+
+    route: NonEmptyText
+
+
+class RouteRules(FixtureFile):
+    """``routes.json``: the solution-route rules (first match wins) and the default route."""
+
+    rules: list[RouteRule]
+    default_route: NonEmptyText
+
+    def route_names(self) -> list[str]:
+        """Every route these rules can answer, in rule order, default last."""
+        names = [rule.route for rule in self.rules] + [self.default_route]
+        return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class Fixtures:
+    """A loaded, cross-checked set of fixtures: what one evaluation run needs."""
+
+    cases: tuple[Case, ...]
+    versions: tuple[PromptVersion, ...]
+    contract: Contract
+    fake_model: FakeModelRules
+    routes: RouteRules
+    files: dict[str, Path]
+    """Role (``cases``, ``prompts``, ``contract``, ``fake_model``, ``routes``) to the file it came from."""
+
+    def file_hashes(self) -> dict[str, str]:
+        """sha256 of each fixture file, by role: what makes two runs comparable."""
+        return {role: hashlib.sha256(path.read_bytes()).hexdigest() for role, path in self.files.items()}
+
+
+M = TypeVar("M", bound=FixtureModel)
+
+
+def _item_label(data: Any, loc: Sequence[Any]) -> tuple[str | None, str]:
+    """Split a pydantic error location into the list item it is in and the field path."""
+    item: str | None = None
+    field_start = 0
+    node = data
+    for index, part in enumerate(loc):
+        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
+            element = node[part]
+            label = f"{'.'.join(str(p) for p in loc[:index])}[{part}]"
+            if isinstance(element, dict):
+                key = next((k for k in ("id", "name") if isinstance(element.get(k), str)), None)
+                if key:
+                    label += f" ({key} {element[key]!r})"
+            item, field_start = label, index + 1
+            node = element
+        elif isinstance(node, dict):
+            node = node.get(part)
+        else:
+            node = None
+    return item, ".".join(str(p) for p in loc[field_start:])
+
+
+def _validate(model: type[M], data: Any, path: Path) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            item, field = _item_label(data, error["loc"])
+            message = error["msg"]
+            if error["type"] == "string_pattern_mismatch" and "A-Z" in str(error.get("ctx", {})):
+                message = "keywords must be lowercase: they are matched against lowercased text"
+            problems.append(Problem(path, message, item=item, field=field or None))
+        raise FixtureError(problems) from None
+
+
+def load_model(model: type[M], path: Path) -> M:
+    """Read one fixture file and validate it as ``model``."""
+    return _validate(model, read_json_file(path), path)
+
+
+def _duplicates(path: Path, kind: str, names: Sequence[str], field: str) -> list[Problem]:
+    seen: dict[str, int] = {}
+    problems = []
+    for index, name in enumerate(names):
+        if name in seen:
+            message = f"duplicate {field} {name!r} (first used by item {seen[name]})"
+            problems.append(Problem(path, message, item=f"{kind}[{index}]", field=field))
+        seen.setdefault(name, index)
+    return problems
+
+
+def _intent_problems(fixtures: Fixtures) -> list[Problem]:
+    intents = fixtures.contract.intents
+    not_allowed = f"is not an intent the contract allows ({', '.join(intents)})"
+    cases_path, fake_path = fixtures.files["cases"], fixtures.files["fake_model"]
+    problems = [
+        Problem(
+            cases_path,
+            f"{case.expected_intent!r} {not_allowed}",
+            item=f"cases[{i}] (id {case.id!r})",
+            field="expected_intent",
+        )
+        for i, case in enumerate(fixtures.cases)
+        if case.expected_intent not in intents
+    ]
+    rules = fixtures.fake_model
+    problems += [
+        Problem(fake_path, f"{rule.intent!r} {not_allowed}", item=f"intent_rules[{i}]", field="intent")
+        for i, rule in enumerate(rules.intent_rules)
+        if rule.intent not in intents
+    ]
+    if rules.default_intent not in intents:
+        problems.append(Problem(fake_path, f"{rules.default_intent!r} {not_allowed}", field="default_intent"))
+    for intent in dict.fromkeys([rule.intent for rule in rules.intent_rules] + [rules.default_intent]):
+        if intent not in rules.actions:
+            problems.append(Problem(fake_path, f"no action for intent {intent!r}", field="actions"))
+    return problems
+
+
+def _route_problems(fixtures: Fixtures) -> list[Problem]:
+    names = fixtures.routes.route_names()
+    not_a_route = f"is not a route in {fixtures.files['routes'].name} ({', '.join(names)})"
+    return [
+        Problem(
+            fixtures.files["cases"],
+            f"{case.expected_route!r} {not_a_route}",
+            item=f"cases[{i}] (id {case.id!r})",
+            field="expected_route",
+        )
+        for i, case in enumerate(fixtures.cases)
+        if case.expected_route is not None and case.expected_route not in names
+    ]
+
+
+def check_fixtures(fixtures: Fixtures) -> list[Problem]:
+    """Problems between files: duplicate ids and names, intents and routes no file defines."""
+    return (
+        _duplicates(fixtures.files["cases"], "cases", [c.id for c in fixtures.cases], "id")
+        + _duplicates(fixtures.files["prompts"], "versions", [v.name for v in fixtures.versions], "name")
+        + _intent_problems(fixtures)
+        + _route_problems(fixtures)
+    )
+
+
+T = TypeVar("T")
+
+
+def _collect(problems: list[Problem], load: Callable[[], T]) -> T | None:
+    """Run one load step; on a fixture error keep its problems and go on with the next file."""
+    try:
+        return load()
+    except FixtureError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def load_fixtures(cases_path: Path, prompts_path: Path) -> Fixtures:
+    """Load the case and prompt files, the files they name, and check them against each other.
+
+    Raises `FixtureError` listing every problem found, each naming file, item and field.
+    Files that load are checked even when another one is broken, so one run shows all problems.
+    """
+    problems: list[Problem] = []
+    case_file = _collect(problems, lambda: load_model(CaseFile, cases_path))
+    prompt_file = _collect(problems, lambda: load_model(PromptFile, prompts_path))
+    if case_file is None or prompt_file is None:
+        raise FixtureError(problems)
+    files = {
+        "cases": cases_path,
+        "prompts": prompts_path,
+        "contract": prompts_path.parent / prompt_file.contract,
+        "fake_model": prompts_path.parent / prompt_file.fake_model,
+        "routes": cases_path.parent / case_file.routes,
+    }
+    contract = _collect(problems, lambda: load_contract(files["contract"]))
+    rules = _collect(problems, lambda: load_model(FakeModelRules, files["fake_model"]))
+    routes = _collect(problems, lambda: load_model(RouteRules, files["routes"]))
+    if contract is None or rules is None or routes is None:
+        raise FixtureError(problems)
+    fixtures = Fixtures(
+        cases=tuple(case_file.cases),
+        versions=tuple(prompt_file.versions),
+        contract=contract,
+        fake_model=rules,
+        routes=routes,
+        files=files,
+    )
+    problems = check_fixtures(fixtures)
+    if problems:
+        raise FixtureError(problems)
+    return fixtures
