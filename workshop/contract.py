@@ -59,7 +59,10 @@ class Contract:
         object.__setattr__(
             self,
             "reasons",
-            {name: dict(spec.get(REASONS_KEYWORD, {})) for name, spec in properties.items()},
+            {
+                name: dict(spec.get(REASONS_KEYWORD, {})) if isinstance(spec, dict) else {}
+                for name, spec in properties.items()
+            },
         )
 
 

@@ -106,6 +106,8 @@ def best_version(scores: Sequence[VersionScore]) -> VersionScore | None:
     """The version with the highest pass rate; a tie goes to the later (newer) version."""
     best: VersionScore | None = None
     for score in scores:
+        if score.total == 0:  # no pass rate; 0/0 would otherwise tie with (and beat) everything
+            continue
         if best is None or score.passed * best.total >= best.passed * score.total:
             best = score
     return best

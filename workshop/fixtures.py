@@ -22,7 +22,8 @@ IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 Identifier = Annotated[str, StringConstraints(pattern=IDENTIFIER_PATTERN)]
 NonEmptyText = Annotated[str, StringConstraints(min_length=1)]
-Keyword = Annotated[str, StringConstraints(min_length=1, pattern=r"^[^A-Z]*$")]
+KEYWORD_PATTERN = r"^[^A-Z]*$"
+Keyword = Annotated[str, StringConstraints(min_length=1, pattern=KEYWORD_PATTERN)]
 """Keywords are matched against lowercased text, so one with a capital letter could never match."""
 
 
@@ -175,7 +176,9 @@ def _item_label(data: Any, loc: Sequence[Any]) -> tuple[str | None, str]:
     for index, part in enumerate(loc):
         if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
             element = node[part]
-            label = f"{'.'.join(str(p) for p in loc[:index])}[{part}]"
+            # a list inside an item (a rule's keywords) is labelled from that item: rules[0].keywords[3]
+            prefix = ".".join(filter(None, [item, *(str(p) for p in loc[field_start:index])]))
+            label = f"{prefix}[{part}]"
             if isinstance(element, dict):
                 key = next((k for k in ("id", "name") if isinstance(element.get(k), str)), None)
                 if key:
@@ -189,7 +192,8 @@ def _item_label(data: Any, loc: Sequence[Any]) -> tuple[str | None, str]:
     return item, ".".join(str(p) for p in loc[field_start:])
 
 
-def _validate(model: type[M], data: Any, path: Path) -> M:
+def validate_fixture(model: type[M], data: Any, path: Path) -> M:
+    """Validate parsed JSON as ``model``; raise `FixtureError` naming file, item and field."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -197,7 +201,7 @@ def _validate(model: type[M], data: Any, path: Path) -> M:
         for error in exc.errors(include_url=False):
             item, field = _item_label(data, error["loc"])
             message = error["msg"]
-            if error["type"] == "string_pattern_mismatch" and "A-Z" in str(error.get("ctx", {})):
+            if error["type"] == "string_pattern_mismatch" and error.get("ctx", {}).get("pattern") == KEYWORD_PATTERN:
                 message = "keywords must be lowercase: they are matched against lowercased text"
             problems.append(Problem(path, message, item=item, field=field or None))
         raise FixtureError(problems) from None
@@ -205,7 +209,7 @@ def _validate(model: type[M], data: Any, path: Path) -> M:
 
 def load_model(model: type[M], path: Path) -> M:
     """Read one fixture file and validate it as ``model``."""
-    return _validate(model, read_json_file(path), path)
+    return validate_fixture(model, read_json_file(path), path)
 
 
 def _duplicates(path: Path, kind: str, names: Sequence[str], field: str) -> list[Problem]:
@@ -293,19 +297,18 @@ def load_fixtures(cases_path: Path, prompts_path: Path) -> Fixtures:
     problems: list[Problem] = []
     case_file = _collect(problems, lambda: load_model(CaseFile, cases_path))
     prompt_file = _collect(problems, lambda: load_model(PromptFile, prompts_path))
-    if case_file is None or prompt_file is None:
-        raise FixtureError(problems)
-    files = {
-        "cases": cases_path,
-        "prompts": prompts_path,
-        "contract": prompts_path.parent / prompt_file.contract,
-        "fake_model": prompts_path.parent / prompt_file.fake_model,
-        "routes": cases_path.parent / case_file.routes,
-    }
-    contract = _collect(problems, lambda: load_contract(files["contract"]))
-    rules = _collect(problems, lambda: load_model(FakeModelRules, files["fake_model"]))
-    routes = _collect(problems, lambda: load_model(RouteRules, files["routes"]))
-    if contract is None or rules is None or routes is None:
+    files = {"cases": cases_path, "prompts": prompts_path}
+    contract = rules = routes = None
+    # each companion file is checked as soon as the file naming it has loaded
+    if prompt_file is not None:
+        files["contract"] = prompts_path.parent / prompt_file.contract
+        files["fake_model"] = prompts_path.parent / prompt_file.fake_model
+        contract = _collect(problems, lambda: load_contract(files["contract"]))
+        rules = _collect(problems, lambda: load_model(FakeModelRules, files["fake_model"]))
+    if case_file is not None:
+        files["routes"] = cases_path.parent / case_file.routes
+        routes = _collect(problems, lambda: load_model(RouteRules, files["routes"]))
+    if case_file is None or prompt_file is None or contract is None or rules is None or routes is None:
         raise FixtureError(problems)
     fixtures = Fixtures(
         cases=tuple(case_file.cases),

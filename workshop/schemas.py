@@ -8,12 +8,14 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from workshop.fixtures import CaseFile, FakeModelRules, PromptFile, RouteRules
+from workshop.gate import Baseline
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "cases.schema.json": CaseFile,
     "prompt_versions.schema.json": PromptFile,
     "fake_model.schema.json": FakeModelRules,
     "routes.schema.json": RouteRules,
+    "baseline.schema.json": Baseline,
 }
 
 

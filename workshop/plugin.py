@@ -1,0 +1,177 @@
+"""The pytest plugin (entry point ``pytest11: workshop``): hooks that hand off to the suite.
+
+Inert unless a cases file is configured (``--cases`` or the ``cases`` ini value), so
+installing the package changes nothing in other projects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from pathlib import Path
+
+import pytest
+from pytest_html.extras import html as html_extra
+
+from workshop import report as html_report
+from workshop.console import version_line
+from workshop.errors import WorkshopError
+from workshop.settings import add_options, read_settings
+from workshop.suite import Cell, EvalSuite, RunCollector, RunReport
+from workshop.summary import run_metadata
+
+SUITE_KEY = pytest.StashKey[EvalSuite]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-html reads --html
+def pytest_configure(config: pytest.Config) -> None:
+    settings = read_settings(config)
+    if settings is None:
+        return
+    try:
+        suite = EvalSuite.load(settings)
+    except WorkshopError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SUITE_KEY] = suite
+    collector = None
+    if not hasattr(config, "workerinput"):  # controller only: workers write no files
+        metadata = run_metadata(suite.fixtures, config.rootpath, config.invocation_params.args)
+        collector = RunCollector(suite, config.getoption("keyword") or None, metadata)
+        _default_html_report(config, settings.html_report)
+    config.pluginmanager.register(ActiveSuite(suite, collector), "workshop-suite")
+
+
+def _default_html_report(config: pytest.Config, path: Path | None) -> None:
+    """Write the configured self-contained HTML report unless --html says otherwise."""
+    if path is None or not config.pluginmanager.hasplugin("html") or config.getoption("htmlpath", None):
+        return
+    config.option.htmlpath = str(path)
+    config.option.self_contained_html = True
+
+
+@pytest.fixture(scope="session")
+def eval_suite(pytestconfig: pytest.Config) -> EvalSuite:
+    """The loaded suite: fixtures, model, baseline."""
+    suite = pytestconfig.stash.get(SUITE_KEY, None)
+    if suite is None:
+        pytest.fail("no workshop cases configured: set `cases` in the pytest ini options or pass --cases", False)
+    return suite
+
+
+def _cell(item: pytest.Item) -> Cell | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("prompt_cell") if callspec else None
+
+
+class ActiveSuite:
+    """Hooks of a configured run; registered by `pytest_configure`."""
+
+    def __init__(self, suite: EvalSuite, collector: RunCollector | None) -> None:
+        self.suite = suite
+        self.collector = collector
+
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        cases = self.suite.fixtures.cases
+        if "prompt_cell" in metafunc.fixturenames:
+            metafunc.parametrize("prompt_cell", [pytest.param(cell, id=cell.id) for cell in self.suite.cells])
+        if "workshop_case" in metafunc.fixturenames:
+            metafunc.parametrize("workshop_case", [pytest.param(case, id=case.id) for case in cases])
+        if "route_case" in metafunc.fixturenames:
+            routed = [pytest.param(case, id=case.id) for case in cases if case.expected_route is not None]
+            metafunc.parametrize("route_case", routed)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        if self.collector is not None:
+            self.collector.select(item.nodeid for item in session.items)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: object, ids: Sequence[str]) -> None:
+        if self.collector is not None:
+            self.collector.select(ids)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        cell = _cell(item)
+        result = self.suite.result_of(cell) if cell is not None and report.when == "call" else None
+        if result is not None:
+            # plain JSON data: it crosses from xdist workers to the controller in the report
+            report.workshop_result = result.to_json()
+            extras = getattr(report, "extras", [])
+            report.extras = [*extras, html_extra(html_report.result_extra_html(report.workshop_result))]
+        return report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = getattr(report, "workshop_result", None)
+        if self.collector is not None and data is not None:
+            self.collector.add(data)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self.collector is None:
+            return
+        run = self.collector.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
+        if run.pack_error:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        run = self.collector.report if self.collector else None
+        if run is None or not run.results:
+            return
+        _print_summary(terminalreporter, run, terminalreporter.config.invocation_params.dir)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        cells[2:2] = html_report.header_cells()
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        cells[2:2] = html_report.row_cells(getattr(report, "workshop_result", None))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
+        run = self.collector.report if self.collector else None
+        if run is not None and run.results:
+            fixtures = self.suite.fixtures
+            prefix.append(
+                html_report.summary_matrix(run, [v.name for v in fixtures.versions], [c.id for c in fixtures.cases])
+            )
+
+
+def _shown(path: Path, base: Path) -> str:
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _print_summary(terminal: pytest.TerminalReporter, run: RunReport, base: Path) -> None:
+    terminal.write_sep("=", "prompt evaluation")
+    terminal.write_line("STEP 2: Prompt version evaluation")
+    for score in run.scores:
+        terminal.write_line(version_line(score))
+    verdict = run.verdict
+    terminal.write_line(verdict.summary_line(), green=verdict.passed, red=not verdict.passed, bold=True)
+    for kind, cells in (
+        ("regression", verdict.regressions),
+        ("improvement", verdict.improvements),
+        ("new failure", verdict.new_failures),
+    ):
+        for cell in cells:
+            terminal.write_line(f"  {kind}: {cell.prompt_version} / {cell.case_id}: {cell.reason}")
+    if verdict.improvements:
+        terminal.write_line("  record improvements with `pytest --update-baseline`")
+    if run.baseline_changes is not None:
+        terminal.write_line(f"Baseline updated: {len(run.baseline_changes)} change(s)")
+        for line in run.baseline_changes:
+            terminal.write_line(f"  {line}")
+    if run.pack_error:
+        terminal.write_line(f"Evidence pack NOT written: {run.pack_error}", red=True)
+    elif run.pack:
+        state = "complete" if run.complete else f"INCOMPLETE: {len(run.missing)} selected evaluations have no result"
+        where = _shown(run.pack[0].parent, base)
+        terminal.write_line(f"Evidence pack: {where} ({len(run.results)} of {run.total} evaluations; {state})")

@@ -1,0 +1,92 @@
+"""HTML pieces for the pytest-html report: extra columns, row extras and the summary matrix.
+
+pytest-html inserts all of these as raw HTML, so every piece of text that came from
+a fixture or a model goes through `html.escape` here, and nowhere is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from workshop.gate import CellOutcome, Outcome
+from workshop.suite import RunReport
+
+EXTRA_TEXT_LIMIT = 4000
+COLUMNS = (("version", "Prompt version"), ("case", "Case"), ("reason", "Reason"))
+
+_CELL_STYLE = {
+    Outcome.PASSED: ("pass", "#1a7f37"),
+    Outcome.NEW: ("new: pass", "#1a7f37"),
+    Outcome.KNOWN_FAILURE: ("known failure", "#9a6700"),
+    Outcome.REGRESSION: ("REGRESSION", "#cf222e"),
+    Outcome.IMPROVEMENT: ("improvement", "#0969da"),
+    Outcome.NEW_FAILURE: ("new: FAIL", "#cf222e"),
+    Outcome.FAILED: ("FAIL", "#cf222e"),
+}
+
+
+def header_cells() -> list[str]:
+    """Header cells of the extra sortable columns."""
+    return [f'<th class="sortable" data-column-type="{key}">{title}</th>' for key, title in COLUMNS]
+
+
+def row_cells(result: Mapping[str, Any] | None) -> list[str]:
+    """Row cells of the extra columns; empty for tests that are not prompt evaluations."""
+    values = ("", "", "") if result is None else (result["prompt_version"], result["case_id"], result["reason"])
+    # one line each: pytest-html reads sortable cells with a single-line regex
+    return [
+        f'<td class="col-{key}">{escape(_one_line(value))}</td>'
+        for (key, _), value in zip(COLUMNS, values, strict=True)
+    ]
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _shorten(text: str, limit: int = EXTRA_TEXT_LIMIT) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit} more characters)"
+
+
+def result_extra_html(result: Mapping[str, Any]) -> str:
+    """The request payload and raw model output of one evaluation, shown as text."""
+    payload = json.dumps(result["payload"], indent=2, ensure_ascii=False)
+    return (
+        '<div class="workshop-extra">'
+        f"<p><strong>Expected intent:</strong> {escape(result['expected_intent'])}</p>"
+        f"<p><strong>Request payload</strong></p><pre>{escape(_shorten(payload))}</pre>"
+        f"<p><strong>Raw model output</strong></p><pre>{escape(_shorten(result['raw_output']))}</pre>"
+        "</div>"
+    )
+
+
+def _matrix_cell(outcome: CellOutcome | None) -> str:
+    if outcome is None:
+        return '<td style="color:#6e7781">not run</td>'
+    label, color = _CELL_STYLE[outcome.outcome]
+    title = escape(outcome.reason, quote=True)
+    return f'<td style="color:{color};font-weight:600" title="{title}">{escape(label)}</td>'
+
+
+def summary_matrix(report: RunReport, versions: Sequence[str], cases: Sequence[str]) -> str:
+    """A versions-by-cases table of outcomes with pass counts, and the gate's verdict."""
+    by_cell = {(o.prompt_version, o.case_id): o for o in report.outcomes}
+    scores = {score.version: score for score in report.scores}
+    head = "".join(f"<th>{escape(case)}</th>" for case in cases)
+    rows = []
+    for version in versions:
+        score = scores.get(version)
+        count = f"{score.passed}/{score.total}" if score else "not run"
+        cells = "".join(_matrix_cell(by_cell.get((version, case))) for case in cases)
+        rows.append(f"<tr><th>{escape(version)}</th><td>{escape(count)}</td>{cells}</tr>")
+    verdict = report.verdict
+    color = "#1a7f37" if verdict.passed else "#cf222e"
+    return (
+        '<div class="workshop-matrix"><h2>Prompt evaluation</h2>'
+        f'<p style="color:{color};font-weight:600">{escape(verdict.summary_line())}</p>'
+        '<table style="border-collapse:collapse" border="1" cellpadding="4">'
+        f"<tr><th>Prompt version</th><th>Passed</th>{head}</tr>{''.join(rows)}</table></div>"
+    )

@@ -1,0 +1,95 @@
+"""``summary.json``: the run's results as data, for CI and for comparing runs."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from workshop.fixtures import Fixtures
+
+if TYPE_CHECKING:
+    from workshop.suite import RunReport
+
+SUMMARY_FORMAT = 1
+
+
+def _git_commit(directory: Path) -> str | None:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() or None if done.returncode == 0 else None
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib_metadata.version(package)
+    except importlib_metadata.PackageNotFoundError:
+        return None
+
+
+def run_metadata(fixtures: Fixtures, root: Path, args: Sequence[str]) -> dict[str, Any]:
+    """Facts about this run that differ between runs of the same fixtures: kept under ``run``."""
+    hashes = fixtures.file_hashes()
+    return {
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": ["pytest", *args],
+        "python": platform.python_version(),
+        "pytest": _version("pytest"),
+        "workshop": _version("workshop"),
+        "platform": sys.platform,
+        "git_commit": _git_commit(root),
+        "fixtures": {role: {"path": path.as_posix(), "sha256": hashes[role]} for role, path in fixtures.files.items()},
+    }
+
+
+def summary_data(report: RunReport, run: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary as JSON data; everything outside ``run`` is the same for the same results."""
+    verdict = report.verdict
+    return {
+        "format": SUMMARY_FORMAT,
+        "complete": report.complete,
+        "selection": {
+            "ran": len(report.results),
+            "selected": report.selected,
+            "total": report.total,
+            "keyword": report.keyword,
+        },
+        "gate": {
+            "mode": verdict.mode,
+            "verdict": "pass" if verdict.passed else "fail",
+            "regressions": [f"{c.prompt_version}-{c.case_id}" for c in verdict.regressions],
+            "improvements": [f"{c.prompt_version}-{c.case_id}" for c in verdict.improvements],
+            "new_failures": [f"{c.prompt_version}-{c.case_id}" for c in verdict.new_failures],
+            "known_failures": verdict.known_failures,
+        },
+        "versions": [{"version": s.version, "passed": s.passed, "total": s.total} for s in report.scores],
+        "cells": [
+            {
+                "prompt_version": c.prompt_version,
+                "case_id": c.case_id,
+                "passed": c.passed,
+                "reason": c.reason,
+                "outcome": c.outcome.value,
+            }
+            for c in report.outcomes
+        ],
+        "missing": list(report.missing),
+        "run": dict(run),
+    }
+
+
+def render_summary(report: RunReport, run: Mapping[str, Any]) -> bytes:
+    """``summary.json`` as bytes."""
+    return (json.dumps(summary_data(report, run), indent=2, ensure_ascii=False) + "\n").encode(
+        "utf-8", "backslashreplace"
+    )
