@@ -20,6 +20,7 @@ from jsonschema.exceptions import SchemaError
 
 from workshop.errors import FixtureError, Problem
 from workshop.jsonfile import read_json_file, reject_constant, reject_duplicate_keys
+from workshop.text import one_line, shorten
 
 DEFAULT_MAX_BYTES = 64 * 1024
 DEFAULT_MAX_DEPTH = 64
@@ -106,7 +107,7 @@ def load_contract(path: Path) -> Contract:
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise ValueError(f"number {_shorten(text, 40)} is out of range")
+        raise ValueError(f"number {shorten(text, 40)} is out of range")
     return value
 
 
@@ -120,10 +121,6 @@ def _nesting_depth(raw: str) -> int:
         elif token in "]}":
             depth -= 1
     return deepest
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def parse_output(raw: str, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
@@ -192,7 +189,11 @@ def validate_output(
     for name, reasons in contract.reasons.items():
         for keyword, template in reasons.items():
             if (name, keyword) in failed:
-                value = _shorten(str(data[name]), REASON_VALUE_LIMIT)
+                value = one_line(shorten(str(data[name]), REASON_VALUE_LIMIT))
                 return Verdict(False, template.replace("{value}", value), data)
     first = errors[0]
-    return Verdict(False, f"schema_violation: {first.json_path}: {_shorten(first.message, REASON_VALUE_LIMIT)}", data)
+    return Verdict(
+        False,
+        f"schema_violation: {one_line(first.json_path)}: {one_line(shorten(first.message, REASON_VALUE_LIMIT))}",
+        data,
+    )

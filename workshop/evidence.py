@@ -22,6 +22,7 @@ from typing import Any
 from workshop.errors import EvidenceError
 from workshop.evaluation import EvalResult, VersionScore
 from workshop.routes import RouteDecision
+from workshop.text import one_line
 from workshop.tokens import TokenTrace
 
 TOKEN_TRACE = "token_trace.json"
@@ -68,7 +69,8 @@ def render_prompt_eval(results: Sequence[EvalResult]) -> bytes:
 def render_failure_cases(results: Sequence[EvalResult]) -> bytes:
     """``failure_cases.md``: one list item per failing evaluation."""
     lines = ["# Failure Cases", ""]
-    lines += [f"- {r.prompt_version} / {r.case_id}: {r.reason}" for r in results if not r.passed]
+    # one_line: a reason quotes model output, which must not start a new list item
+    lines += [f"- {r.prompt_version} / {r.case_id}: {one_line(r.reason)}" for r in results if not r.passed]
     return _encode("\n".join(lines) + "\n")
 
 

@@ -20,6 +20,7 @@ from pydantic import Field, model_validator
 from workshop.errors import FixtureError, Problem
 from workshop.fixtures import FixtureFile, FixtureModel, Identifier, validate_fixture
 from workshop.jsonfile import read_json_file
+from workshop.text import one_line, shorten
 
 CellKey = tuple[str, str]
 """(prompt version, case id)"""
@@ -238,8 +239,8 @@ _HEADLINES = {
 
 
 def _visible(text: str, limit: int = RAW_OUTPUT_LIMIT) -> str:
-    shown = text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters in all)"
-    return shown.replace("\r", "\\r").replace("\n", "\\n")
+    shown = text if len(text) <= limit else shorten(text, limit) + f" ({len(text)} characters in all)"
+    return one_line(shown)
 
 
 def failure_message(cell: CellOutcome, expected_intent: str, raw_output: str) -> str:

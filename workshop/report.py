@@ -13,6 +13,7 @@ from typing import Any
 
 from workshop.gate import CellOutcome, Outcome
 from workshop.suite import RunReport
+from workshop.text import one_line
 
 EXTRA_TEXT_LIMIT = 4000
 COLUMNS = (("version", "Prompt version"), ("case", "Case"), ("reason", "Reason"))
@@ -38,13 +39,8 @@ def row_cells(result: Mapping[str, Any] | None) -> list[str]:
     values = ("", "", "") if result is None else (result["prompt_version"], result["case_id"], result["reason"])
     # one line each: pytest-html reads sortable cells with a single-line regex
     return [
-        f'<td class="col-{key}">{escape(_one_line(value))}</td>'
-        for (key, _), value in zip(COLUMNS, values, strict=True)
+        f'<td class="col-{key}">{escape(one_line(value))}</td>' for (key, _), value in zip(COLUMNS, values, strict=True)
     ]
-
-
-def _one_line(text: str) -> str:
-    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _shorten(text: str, limit: int = EXTRA_TEXT_LIMIT) -> str:

@@ -1,0 +1,20 @@
+"""Making untrusted text (model output, hand-edited fixtures) safe to show on one line."""
+
+from __future__ import annotations
+
+import re
+
+# Everything str.splitlines() breaks on, so a shown value can never start a new line.
+_LINE_BREAKS = re.compile("[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """Escape line breaks (``\\n`` and the rest) so the text stays on one line."""
+    if not _LINE_BREAKS.search(text):
+        return text
+    return _LINE_BREAKS.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters, marking the cut with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
