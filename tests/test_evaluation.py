@@ -161,7 +161,22 @@ def test_eval_result_to_json_fields():
         "case_id": "case_3",
         "passed": False,
         "reason": "missing_fields: ['confidence', 'needs_human_review']",
-        "raw_output": '{"id": "case_3", "intent": "fine_tune", "action": "try fine-tuning"}',
         "expected_intent": "solution_choice",
         "payload": result.payload.as_dict(),
+        "trials": [
+            {
+                "passed": False,
+                "reason": "missing_fields: ['confidence', 'needs_human_review']",
+                "completion": {
+                    "text": '{"id": "case_3", "intent": "fine_tune", "action": "try fine-tuning"}',
+                    "model": "gpt-5.5",
+                    "input_tokens": None,
+                    "output_tokens": None,
+                    "latency_s": None,
+                    "refusal": None,
+                    "truncated": False,
+                    "replayed": False,
+                },
+            }
+        ],
     }

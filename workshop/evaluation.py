@@ -9,21 +9,98 @@ from typing import Any
 
 from workshop.contract import Contract, validate_output
 from workshop.fixtures import Case, Fixtures, PromptVersion
-from workshop.model import Model
+from workshop.model import Completion, Model
 from workshop.payload import Payload, build_payload
+from workshop.text import one_line, shorten
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One answer to one (prompt version, case) and the verdict on it."""
+
+    passed: bool
+    reason: str
+    completion: Completion
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON data."""
+        return {"passed": self.passed, "reason": self.reason, "completion": self.completion.to_json()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Trial:
+        """Rebuild a trial from `to_json` data."""
+        return cls(data["passed"], data["reason"], Completion(**data["completion"]))
+
+
+def _total(values: Iterable[float | int | None]) -> Any:
+    present = [value for value in values if value is not None]
+    return sum(present) if present else None
 
 
 @dataclass(frozen=True, slots=True)
 class EvalResult:
-    """One (prompt version, case) evaluation: a row of ``prompt_eval.csv`` and more."""
+    """One (prompt version, case) evaluation: a row of ``prompt_eval.csv`` and more.
+
+    A cell runs one or more trials (``--repeat``); it passes when its pass rate
+    reaches the minimum. ``raw_output`` is the first failing trial's answer when
+    the cell failed, else the first trial's.
+    """
 
     prompt_version: str
     case_id: str
     passed: bool
     reason: str
-    raw_output: str
     expected_intent: str
     payload: Payload
+    trials: tuple[Trial, ...]
+
+    @classmethod
+    def from_trials(
+        cls, case: Case, payload: Payload, trials: Sequence[Trial], min_pass_rate: float = 1.0
+    ) -> EvalResult:
+        """Decide a cell from its trials."""
+        passes = sum(trial.passed for trial in trials)
+        passed = passes >= min_pass_rate * len(trials)
+        first_failure = next((trial for trial in trials if not trial.passed), None)
+        if passed:
+            reason = "ok"
+        elif len(trials) == 1 or first_failure is None:
+            reason = trials[0].reason
+        else:
+            reason = f"{first_failure.reason} ({passes}/{len(trials)} trials passed)"
+        return cls(payload.prompt_version, case.id, passed, reason, case.expected_intent, payload, tuple(trials))
+
+    @property
+    def shown_trial(self) -> Trial:
+        """The trial whose answer represents the cell."""
+        if not self.passed:
+            return next((trial for trial in self.trials if not trial.passed), self.trials[0])
+        return self.trials[0]
+
+    @property
+    def raw_output(self) -> str:
+        """The raw answer of the trial that represents the cell."""
+        return self.shown_trial.completion.text
+
+    @property
+    def pass_rate(self) -> float:
+        """Share of trials that passed."""
+        return sum(trial.passed for trial in self.trials) / len(self.trials)
+
+    @property
+    def input_tokens(self) -> int | None:
+        """Input tokens over all trials (None when the model reports no usage)."""
+        return _total(trial.completion.input_tokens for trial in self.trials)
+
+    @property
+    def output_tokens(self) -> int | None:
+        """Output tokens over all trials."""
+        return _total(trial.completion.output_tokens for trial in self.trials)
+
+    @property
+    def latency_s(self) -> float | None:
+        """Seconds spent waiting for the model over all trials (replays count nothing)."""
+        return _total(trial.completion.latency_s for trial in self.trials)
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data, for crossing process boundaries (xdist) and files."""
@@ -32,16 +109,23 @@ class EvalResult:
             "case_id": self.case_id,
             "passed": self.passed,
             "reason": self.reason,
-            "raw_output": self.raw_output,
             "expected_intent": self.expected_intent,
             "payload": self.payload.as_dict(),
+            "trials": [trial.to_json() for trial in self.trials],
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> EvalResult:
         """Rebuild a result from `to_json` data."""
-        fields = dict(data)
-        return cls(**{**fields, "payload": Payload(**fields["payload"])})
+        return cls(
+            prompt_version=data["prompt_version"],
+            case_id=data["case_id"],
+            passed=data["passed"],
+            reason=data["reason"],
+            expected_intent=data["expected_intent"],
+            payload=Payload(**data["payload"]),
+            trials=tuple(Trial.from_json(trial) for trial in data["trials"]),
+        )
 
 
 def judge(raw: str, case: Case, contract: Contract) -> tuple[bool, str]:
@@ -55,14 +139,29 @@ def judge(raw: str, case: Case, contract: Contract) -> tuple[bool, str]:
     return True, "ok"
 
 
+def judge_completion(completion: Completion, case: Case, contract: Contract) -> Trial:
+    """Judge one answer: a refusal fails as such, a truncated answer says so in its reason."""
+    if completion.refusal is not None:
+        return Trial(False, f"refusal: {one_line(shorten(completion.refusal, 200))}", completion)
+    passed, reason = judge(completion.text, case, contract)
+    if completion.truncated and not passed:
+        reason = f"truncated: max_output_tokens reached; {reason}"
+    return Trial(passed, reason, completion)
+
+
 def evaluate(
-    version: PromptVersion, case: Case, model: Model, contract: Contract, environ: Mapping[str, str] = os.environ
+    version: PromptVersion,
+    case: Case,
+    model: Model,
+    contract: Contract,
+    environ: Mapping[str, str] = os.environ,
+    repeat: int = 1,
+    min_pass_rate: float = 1.0,
 ) -> EvalResult:
-    """Build the payload, call the model, validate the answer and check its intent."""
+    """Build the payload, call the model ``repeat`` times, validate each answer and check its intent."""
     payload = build_payload(case, version, environ)
-    raw = model.complete(payload, case)
-    passed, reason = judge(raw, case, contract)
-    return EvalResult(version.name, case.id, passed, reason, raw, case.expected_intent, payload)
+    trials = [judge_completion(model.complete(payload, case), case, contract) for _ in range(repeat)]
+    return EvalResult.from_trials(case, payload, trials, min_pass_rate)
 
 
 def evaluate_all(fixtures: Fixtures, model: Model, environ: Mapping[str, str] = os.environ) -> list[EvalResult]:

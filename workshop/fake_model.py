@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 
 from workshop.fixtures import Case, FakeModelRules, FakeReply, PromptVersion, first_match
+from workshop.model import Completion
 from workshop.payload import Payload
 
 
@@ -22,8 +23,12 @@ class FakeModel:
         self._rules = rules
         self._replies: dict[str, FakeReply] = {version.name: version.fake_model for version in versions}
 
-    def complete(self, payload: Payload, case: Case) -> str:
-        """Return the raw output for ``case``, as the seed's ``fake_model`` does."""
+    def complete(self, payload: Payload, case: Case) -> Completion:
+        """Answer ``case`` with the raw output the seed's ``fake_model`` returns."""
+        return Completion(text=self.reply(payload, case), model=payload.model)
+
+    def reply(self, payload: Payload, case: Case) -> str:
+        """The raw output text for ``case``, byte-identical to the seed's for its fixtures."""
         try:
             reply = self._replies[payload.prompt_version]
         except KeyError:

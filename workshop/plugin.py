@@ -103,7 +103,7 @@ class ActiveSuite:
             # plain JSON data: it crosses from xdist workers to the controller in the report
             report.workshop_result = result.to_json()
             extras = getattr(report, "extras", [])
-            report.extras = [*extras, html_extra(html_report.result_extra_html(report.workshop_result))]
+            report.extras = [*extras, html_extra(html_report.result_extra_html(result))]
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

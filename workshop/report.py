@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from workshop.evaluation import EvalResult
 from workshop.gate import CellOutcome, Outcome
 from workshop.suite import RunReport
 from workshop.text import one_line
@@ -47,14 +48,14 @@ def _shorten(text: str, limit: int = EXTRA_TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit} more characters)"
 
 
-def result_extra_html(result: Mapping[str, Any]) -> str:
+def result_extra_html(result: EvalResult) -> str:
     """The request payload and raw model output of one evaluation, shown as text."""
-    payload = json.dumps(result["payload"], indent=2, ensure_ascii=False)
+    payload = json.dumps(result.payload.as_dict(), indent=2, ensure_ascii=False)
     return (
         '<div class="workshop-extra">'
-        f"<p><strong>Expected intent:</strong> {escape(result['expected_intent'])}</p>"
+        f"<p><strong>Expected intent:</strong> {escape(result.expected_intent)}</p>"
         f"<p><strong>Request payload</strong></p><pre>{escape(_shorten(payload))}</pre>"
-        f"<p><strong>Raw model output</strong></p><pre>{escape(_shorten(result['raw_output']))}</pre>"
+        f"<p><strong>Raw model output</strong></p><pre>{escape(_shorten(result.raw_output))}</pre>"
         "</div>"
     )
 

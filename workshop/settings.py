@@ -66,8 +66,48 @@ def _path(config: pytest.Config, name: str) -> Path | None:
     return (base / value).resolve()
 
 
+def _is_within(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+_CONFIG_FILES = ("pytest.ini", ".pytest.ini", "pytest.toml", ".pytest.toml", "pyproject.toml", "tox.ini", "setup.cfg")
+
+
+def _project_dir(start: Path) -> Path | None:
+    """The nearest folder at or above ``start`` with a file pytest may read its configuration from."""
+    return next(
+        (folder for folder in (start, *start.parents) if any((folder / n).is_file() for n in _CONFIG_FILES)), None
+    )
+
+
+def _check_not_misrooted(config: pytest.Config) -> None:
+    """Refuse a path option written as ``--cases PATH`` when pytest took PATH for a test path.
+
+    pytest finds its rootdir and ini file before installed plugins add their options, so
+    at that moment ``--cases /elsewhere/cases.json`` looks like a test path: pytest roots
+    the run near it and never reads this project's configuration. ``--cases=PATH`` is not
+    affected. That choice cannot be undone from a plugin, so say what happened instead of
+    running with the wrong configuration.
+    """
+    args = list(config.invocation_params.args)
+    invocation_dir = config.invocation_params.dir.resolve()
+    project = _project_dir(invocation_dir)
+    if project is None or config.rootpath.resolve() == project:
+        return
+    for flag in (flag for flag, _, _ in PATH_OPTIONS.values() if flag):
+        for index, arg in enumerate(args[:-1]):
+            value = (invocation_dir / args[index + 1]).resolve()
+            if arg == flag and value.exists() and not _is_within(value, project):
+                raise pytest.UsageError(
+                    f"{flag} {args[index + 1]}: pytest read this path as a test path before the workshop "
+                    f"plugin was loaded, and so took its configuration from {config.rootpath} instead of "
+                    f"{project}. Write it with '=': {flag}={args[index + 1]}"
+                )
+
+
 def read_settings(config: pytest.Config) -> SuiteSettings | None:
     """The run's settings, or None when no cases file is configured (the plugin stays inert)."""
+    _check_not_misrooted(config)
     cases = _path(config, "cases")
     if cases is None:
         return None
