@@ -13,10 +13,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from workshop.errors import EvidenceError
-from workshop.evaluation import EvalResult, best_version, evaluate_all, score_versions
+from workshop.evaluation import EvalResult, Trial, best_version, evaluate_all, score_versions
 from workshop.evidence import PACK_FILES, ReadmeInfo, render_pack, write_pack
 from workshop.fake_model import FakeModel
 from workshop.fixtures import IDENTIFIER_PATTERN, load_fixtures
+from workshop.model import Completion
 from workshop.payload import Payload
 from workshop.routes import decide_routes
 from workshop.tokens import trace_text
@@ -49,7 +50,8 @@ PAYLOAD = Payload("m", "input", 1, 0.0, "v", "instructions")
 
 
 def result(version: str, case: str, passed: bool, reason: str, raw: str) -> EvalResult:
-    return EvalResult(version, case, passed, reason, raw, "learning_plan", PAYLOAD)
+    trial = Trial(passed, reason, Completion(raw))
+    return EvalResult(version, case, passed, reason, "learning_plan", PAYLOAD, (trial,))
 
 
 # --- the seed's files --------------------------------------------------------

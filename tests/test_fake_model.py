@@ -22,7 +22,7 @@ def golden_rows() -> list[dict[str, str]]:
 
 
 def answer(model: FakeModel, version: PromptVersion, case: Case) -> str:
-    return model.complete(build_payload(case, version, environ={}), case)
+    return model.complete(build_payload(case, version, environ={}), case).text
 
 
 def new_version(name: str, reply: FakeReply) -> PromptVersion:
@@ -94,7 +94,7 @@ def test_intent_comes_from_the_payload_input():
     case = FIXTURES.cases[0]
     payload = build_payload(case, FIXTURES.versions[2], environ={})
     payload = type(payload)(**{**payload.as_dict(), "input": "Please give me JSON"})
-    raw = FakeModel(FIXTURES.fake_model, FIXTURES.versions).complete(payload, case)
+    raw = FakeModel(FIXTURES.fake_model, FIXTURES.versions).complete(payload, case).text
     assert json.loads(raw)["intent"] == "structured_output"
     assert json.loads(raw)["id"] == "case_1"
 

@@ -39,7 +39,9 @@ XSS_RAW_PREFIX = "<img src=x onerror"
 INI_HEAD = """\
 [tool.pytest.ini_options]
 testpaths = ["tests"]
-addopts = "-ra -p no:hypothesispytest"  # hypothesis is unrelated here, and slow to import per run
+# hypothesis is unrelated here and slow to import per run; importlib import mode keeps the inner
+# tests/test_prompt_eval.py from clashing with the outer run's module of the same name
+addopts = "-ra -p no:hypothesispytest --import-mode=importlib"
 xfail_strict = true
 cases = "cases/cases.json"
 prompts = "cases/prompt_versions.json"
