@@ -96,9 +96,18 @@ def test_score_versions_on_the_real_fixtures():
             0,
             3,
             tuple((c, "invalid_json: Expecting value") for c in ("case_1", "case_2", "case_3")),
+            pass_at_1=0.0,
+            pass_all=0.0,
         ),
-        VersionScore("v2_json_contract", 2, 3, (("case_3", "missing_fields: ['confidence', 'needs_human_review']"),)),
-        VersionScore("v3_json_with_boundary", 3, 3, ()),
+        VersionScore(
+            "v2_json_contract",
+            2,
+            3,
+            (("case_3", "missing_fields: ['confidence', 'needs_human_review']"),),
+            pass_at_1=2 / 3,
+            pass_all=2 / 3,
+        ),
+        VersionScore("v3_json_with_boundary", 3, 3, (), pass_at_1=1.0, pass_all=1.0),
     ]
     assert best_version(scores) == scores[2]
 

@@ -8,11 +8,15 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from workshop.recordings import Recording, RecordingStore
 from workshop.schemas import SCHEMA_MODELS, render_schemas, write_schemas
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = ROOT / "cases" / "schemas"
-FIXTURE_FOR_SCHEMA = {name: name.replace(".schema.json", ".json") for name in SCHEMA_MODELS}
+# recordings are many files (one per provider and model), checked on their own below
+FIXTURE_FOR_SCHEMA = {
+    name: name.replace(".schema.json", ".json") for name in SCHEMA_MODELS if name != "recordings.schema.json"
+}
 
 
 def stale_schemas(directory: Path) -> list[str]:
@@ -57,7 +61,7 @@ def test_each_schema_is_a_valid_json_schema(schema_name):
     jsonschema.Draft202012Validator.check_schema(committed_schema(schema_name))
 
 
-@pytest.mark.parametrize("schema_name", sorted(SCHEMA_MODELS))
+@pytest.mark.parametrize("schema_name", sorted(FIXTURE_FOR_SCHEMA))
 def test_each_real_fixture_validates_against_its_committed_schema(schema_name):
     schema = committed_schema(schema_name)
     fixture = json.loads((ROOT / "cases" / FIXTURE_FOR_SCHEMA[schema_name]).read_text(encoding="utf-8"))
@@ -85,3 +89,20 @@ def test_schemas_reject_what_the_loader_rejects(schema_name, change):
     fixture = json.loads((ROOT / "cases" / FIXTURE_FOR_SCHEMA[schema_name]).read_text(encoding="utf-8"))
     change(fixture)
     assert not jsonschema.Draft202012Validator(schema).is_valid(fixture)
+
+
+def test_written_recordings_validate_against_the_committed_schema(tmp_path):
+    store = RecordingStore(tmp_path / "recordings")
+    recording = Recording(
+        key="0" * 64, prompt_version="v3", case_id="case_1", trial=0, output_text="{}", model="m-1", input_tokens=3
+    )
+    store.put("openai", "gpt/5.5", recording)
+    (path,) = store.save()
+    assert path.name == "openai--gpt_5.5.json"
+    document = json.loads(path.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(committed_schema("recordings.schema.json")).validate(document)
+    assert document["$schema"] == "../schemas/recordings.schema.json"
+    for committed in sorted((ROOT / "cases" / "recordings").glob("*.json")):
+        jsonschema.Draft202012Validator(committed_schema("recordings.schema.json")).validate(
+            json.loads(committed.read_text(encoding="utf-8"))
+        )

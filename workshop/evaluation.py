@@ -149,6 +149,14 @@ def judge_completion(completion: Completion, case: Case, contract: Contract) -> 
     return Trial(passed, reason, completion)
 
 
+def score_cell(
+    case: Case, payload: Payload, completions: Sequence[Completion], contract: Contract, min_pass_rate: float = 1.0
+) -> EvalResult:
+    """Judge each trial's answer and decide the cell."""
+    trials = [judge_completion(completion, case, contract) for completion in completions]
+    return EvalResult.from_trials(case, payload, trials, min_pass_rate)
+
+
 def evaluate(
     version: PromptVersion,
     case: Case,
@@ -160,8 +168,8 @@ def evaluate(
 ) -> EvalResult:
     """Build the payload, call the model ``repeat`` times, validate each answer and check its intent."""
     payload = build_payload(case, version, environ)
-    trials = [judge_completion(model.complete(payload, case), case, contract) for _ in range(repeat)]
-    return EvalResult.from_trials(case, payload, trials, min_pass_rate)
+    completions = [model.complete(payload, case) for _ in range(repeat)]
+    return score_cell(case, payload, completions, contract, min_pass_rate)
 
 
 def evaluate_all(fixtures: Fixtures, model: Model, environ: Mapping[str, str] = os.environ) -> list[EvalResult]:
@@ -182,6 +190,13 @@ class VersionScore:
     total: int
     failures: tuple[tuple[str, str], ...]
     """(case id, reason) of each failing case, in case order."""
+    pass_at_1: float = 0.0
+    """Mean pass rate of a single trial over the cells."""
+    pass_all: float = 0.0
+    """Share of cells whose trials all passed (pass^N)."""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_s: float | None = None
 
 
 def score_versions(results: Iterable[EvalResult], versions: Sequence[str]) -> list[VersionScore]:
@@ -195,6 +210,11 @@ def score_versions(results: Iterable[EvalResult], versions: Sequence[str]) -> li
             passed=sum(r.passed for r in rows),
             total=len(rows),
             failures=tuple((r.case_id, r.reason) for r in rows if not r.passed),
+            pass_at_1=sum(r.pass_rate for r in rows) / len(rows),
+            pass_all=sum(r.pass_rate == 1.0 for r in rows) / len(rows),
+            input_tokens=_total(r.input_tokens for r in rows),
+            output_tokens=_total(r.output_tokens for r in rows),
+            latency_s=_total(r.latency_s for r in rows),
         )
         for name, rows in by_version.items()
         if rows

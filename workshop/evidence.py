@@ -66,11 +66,14 @@ def render_prompt_eval(results: Sequence[EvalResult]) -> bytes:
     return _encode(buffer.getvalue())
 
 
-def render_failure_cases(results: Sequence[EvalResult]) -> bytes:
-    """``failure_cases.md``: one list item per failing evaluation."""
+def render_failure_cases(results: Sequence[EvalResult], errors: Sequence[tuple[str, str, str]] = ()) -> bytes:
+    """``failure_cases.md``: one list item per failing evaluation, then cells whose calls failed."""
     lines = ["# Failure Cases", ""]
     # one_line: a reason quotes model output, which must not start a new list item
     lines += [f"- {r.prompt_version} / {r.case_id}: {one_line(r.reason)}" for r in results if not r.passed]
+    if errors:
+        lines += ["", "## Provider errors", "", "No result: these cells are not prompt failures.", ""]
+        lines += [f"- {version} / {case_id}: {one_line(error)}" for version, case_id, error in errors]
     return _encode("\n".join(lines) + "\n")
 
 
@@ -105,13 +108,14 @@ def render_pack(
     routes: Sequence[RouteDecision],
     readme: ReadmeInfo,
     best: VersionScore | None,
+    errors: Sequence[tuple[str, str, str]] = (),
 ) -> dict[str, bytes]:
     """Every file of the pack, by name, in the seed's order."""
     return {
         TOKEN_TRACE: render_token_trace(traces),
         PROMPT_EVAL: render_prompt_eval(results),
         ROUTE_DECISIONS: render_route_decisions(routes),
-        FAILURE_CASES: render_failure_cases(results),
+        FAILURE_CASES: render_failure_cases(results, errors),
         README: render_readme(readme, best),
     }
 

@@ -82,6 +82,9 @@ class PromptVersion(FixtureModel):
     model: NonEmptyText
     max_output_tokens: int = Field(gt=0)
     temperature: float = Field(ge=0, le=2)
+    structured_output: bool = Field(
+        default=False, description="Real providers: send the output contract as a strict JSON Schema output format."
+    )
     fake_model: FakeReply
 
 

@@ -139,14 +139,34 @@ class GateVerdict:
     failures: tuple[CellOutcome, ...]
     """Failures with the baseline off."""
     known_failures: int
+    errors: int = 0
+    """Cells with no result because their model calls failed: the run is incomplete."""
+
+    @property
+    def blocked(self) -> bool:
+        """True when a cell blocks the gate (recording a baseline blocks on nothing)."""
+        if self.mode == "update":
+            return False
+        return bool(self.regressions or self.improvements or self.new_failures or self.failures)
 
     @property
     def passed(self) -> bool:
-        """True when no cell blocks the gate."""
-        return not (self.regressions or self.improvements or self.new_failures or self.failures)
+        """True when no cell blocks the gate and every cell has a result."""
+        return not self.blocked and not self.errors
+
+    @property
+    def state(self) -> Literal["pass", "fail", "incomplete"]:
+        """``fail`` when a cell blocks, else ``incomplete`` when a cell has no result, else ``pass``."""
+        if self.blocked:
+            return "fail"
+        return "incomplete" if self.errors else "pass"
 
     def summary_line(self) -> str:
         """One line for terminals and reports."""
+        errors = f"; {self.errors} cells without a result (provider errors)" if self.errors else ""
+        return self._line() + errors
+
+    def _line(self) -> str:
         if self.mode == "update":
             return f"Gate: not applied (--update-baseline); {len(self.failures)} failures recorded as known"
         if self.mode == "off":
@@ -156,10 +176,10 @@ class GateVerdict:
             f"{len(self.regressions)} regressions, {len(self.improvements)} improvements to record, "
             f"{len(self.new_failures)} new failures, {self.known_failures} known failures"
         )
-        return f"Gate: {'PASS' if self.passed else 'FAIL'} ({counts})"
+        return f"Gate: {self.state.upper()} ({counts})"
 
 
-def judge_run(outcomes: Iterable[CellOutcome], mode: Literal["gate", "off", "update"]) -> GateVerdict:
+def judge_run(outcomes: Iterable[CellOutcome], mode: Literal["gate", "off", "update"], errors: int = 0) -> GateVerdict:
     """Collect the cells that block the gate."""
     cells = list(outcomes)
 
@@ -173,6 +193,7 @@ def judge_run(outcomes: Iterable[CellOutcome], mode: Literal["gate", "off", "upd
         new_failures=of(Outcome.NEW_FAILURE),
         failures=of(Outcome.FAILED),
         known_failures=len(of(Outcome.KNOWN_FAILURE)),
+        errors=errors,
     )
 
 

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Generator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pytest_html.extras import html as html_extra
 
 from workshop import report as html_report
+from workshop.calls import Prefetcher
 from workshop.console import version_line
 from workshop.errors import WorkshopError
+from workshop.model import ProviderError
 from workshop.settings import add_options, read_settings
 from workshop.suite import Cell, EvalSuite, RunCollector, RunReport
 from workshop.summary import run_metadata
@@ -66,6 +69,38 @@ def _cell(item: pytest.Item) -> Cell | None:
     return callspec.params.get("prompt_cell") if callspec else None
 
 
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _queued_items(session: pytest.Session) -> list[pytest.Item]:
+    """The items xdist has handed this worker and it has not run yet.
+
+    xdist has no public API for this, so it is read from its worker's queue; if that
+    ever changes, the worker falls back to calling one cell at a time.
+    """
+    for plugin in session.config.pluginmanager.get_plugins():
+        queue = getattr(plugin, "torun", None)
+        if queue is None or not hasattr(queue, "lock"):
+            continue
+        try:
+            with queue.lock() as pending:
+                return [session.items[index] for index in pending if isinstance(index, int)]
+        except Exception:
+            return []
+    return []
+
+
+def _wait_with_progress(config: pytest.Config, prefetcher: Prefetcher) -> None:
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is None:
+        prefetcher.wait_all()
+        return
+    stats = prefetcher.wait_all(progress=lambda stats: terminal.rewrite(stats.line()))
+    terminal.rewrite(stats.line())
+    terminal.write_line("")
+
+
 class ActiveSuite:
     """Hooks of a configured run; registered by `pytest_configure`."""
 
@@ -83,6 +118,28 @@ class ActiveSuite:
             routed = [pytest.param(case, id=case.id) for case in cases if case.expected_route is not None]
             metafunc.parametrize("route_case", routed)
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        # serial runs: every selected cell is called before the first test asserts
+        prefetcher = self.suite.prefetcher
+        if prefetcher is None or _is_worker(session.config) or not session.items:
+            return
+        cells = [cell for item in session.items if (cell := _cell(item)) is not None]
+        if self.suite.prefetch(cells):
+            _wait_with_progress(session.config, prefetcher)
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        cell = _cell(item)
+        if cell is None or self.suite.prefetcher is None:
+            return
+        if _is_worker(item.config):  # call what this worker was handed, not what the others run
+            queued = [queued for other in _queued_items(item.session) if (queued := _cell(other)) is not None]
+            self.suite.prefetch([cell, *queued])
+        try:
+            self.suite.prepare(cell)
+        except ProviderError as exc:
+            pytest.fail(f"provider_error: {cell.version.name} / {cell.case.id}: {exc}", pytrace=False)
+
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if self.collector is not None:
             self.collector.select(item.nodeid for item in session.items)
@@ -98,6 +155,10 @@ class ActiveSuite:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         cell = _cell(item)
+        if cell is not None and report.when == "setup" and report.failed:
+            error = self.suite.error_of(cell)
+            if error is not None:
+                report.workshop_error = {"prompt_version": cell.version.name, "case_id": cell.case.id, "error": error}
         result = self.suite.result_of(cell) if cell is not None and report.when == "call" else None
         if result is not None:
             # plain JSON data: it crosses from xdist workers to the controller in the report
@@ -107,11 +168,30 @@ class ActiveSuite:
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if self.collector is None:
+            return
         data = getattr(report, "workshop_result", None)
-        if self.collector is not None and data is not None:
+        if data is not None:
             self.collector.add(data)
+        error = getattr(report, "workshop_error", None)
+        if error is not None:
+            self.collector.add_error(error)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        recorded = getattr(node, "workeroutput", {}).get("workshop_recordings")
+        if recorded and self.suite.recordings is not None:
+            self.suite.recordings.add_recorded(recorded)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.suite.close()
+        recordings = self.suite.recordings
+        if _is_worker(session.config):
+            if recordings is not None:  # the controller writes the files
+                session.config.workeroutput["workshop_recordings"] = recordings.new_recordings()
+            return
+        if recordings is not None:
+            recordings.save()
         if self.collector is None:
             return
         run = self.collector.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
@@ -120,7 +200,7 @@ class ActiveSuite:
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         run = self.collector.report if self.collector else None
-        if run is None or not run.results:
+        if run is None or not (run.results or run.errors):
             return
         _print_summary(terminalreporter, run, terminalreporter.config.invocation_params.dir)
 
@@ -165,6 +245,16 @@ def _print_summary(terminal: pytest.TerminalReporter, run: RunReport, base: Path
             terminal.write_line(f"  {kind}: {cell.prompt_version} / {cell.case_id}: {cell.reason}")
     if verdict.improvements:
         terminal.write_line("  record improvements with `pytest --update-baseline`")
+    for version, case_id, error in run.errors:
+        terminal.write_line(f"  no result: {version} / {case_id}: {error}")
+    trials = [trial for result in run.results for trial in result.trials]
+    replayed = sum(trial.completion.replayed for trial in trials)
+    if replayed or any(trial.completion.latency_s is not None for trial in trials) or run.errors:
+        tokens = [(t.completion.input_tokens or 0, t.completion.output_tokens or 0) for t in trials]
+        terminal.write_line(
+            f"Model calls: {len(trials) - replayed} answered by the model, {replayed} replayed from recordings, "
+            f"{len(run.errors)} cells failed; tokens in/out {sum(i for i, _ in tokens)}/{sum(o for _, o in tokens)}"
+        )
     if run.baseline_changes is not None:
         terminal.write_line(f"Baseline updated: {len(run.baseline_changes)} change(s)")
         for line in run.baseline_changes:
@@ -172,6 +262,7 @@ def _print_summary(terminal: pytest.TerminalReporter, run: RunReport, base: Path
     if run.pack_error:
         terminal.write_line(f"Evidence pack NOT written: {run.pack_error}", red=True)
     elif run.pack:
-        state = "complete" if run.complete else f"INCOMPLETE: {len(run.missing)} selected evaluations have no result"
+        missing = len(run.missing) + len(run.errors)
+        state = "complete" if run.complete else f"INCOMPLETE: {missing} selected evaluations have no result"
         where = _shown(run.pack[0].parent, base)
         terminal.write_line(f"Evidence pack: {where} ({len(run.results)} of {run.total} evaluations; {state})")

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from workshop.fixtures import CaseFile, FakeModelRules, PromptFile, RouteRules
 from workshop.gate import Baseline
+from workshop.recordings import RecordingFile
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "cases.schema.json": CaseFile,
@@ -16,6 +17,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "fake_model.schema.json": FakeModelRules,
     "routes.schema.json": RouteRules,
     "baseline.schema.json": Baseline,
+    "recordings.schema.json": RecordingFile,
 }
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 
@@ -14,11 +16,63 @@ PATH_OPTIONS = {
     "prompts": ("--prompts", "prompt versions file (default: prompt_versions.json beside the cases file)", ""),
     "evidence_dir": ("--evidence-dir", "where the evidence pack is written", "reports/evidence"),
     "baseline": ("--baseline", "baseline of known results, for the regression gate", "cases/baseline.json"),
+    "recordings_dir": ("--recordings-dir", "recorded answers of real models", "cases/recordings"),
     "html_report": (None, "HTML report written by pytest-html when --html is not given; empty for none", ""),
 }
 FLAG_OPTIONS = {
     "update_baseline": ("--update-baseline", "record this run's results as the new baseline, and pass"),
     "no_baseline": ("--no-baseline", "ignore the baseline: show raw pass/fail"),
+}
+
+
+@dataclass(frozen=True)
+class ValueOption:
+    """An option with a typed value; the ini value is a string parsed the same way."""
+
+    flag: str
+    help: str
+    default: str
+    parse: Callable[[str], Any]
+    choices: tuple[str, ...] | None = None
+
+
+def _at_least(minimum: float, kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum}, got {text}")
+        return value
+
+    return parse
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise ValueError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+VALUE_OPTIONS = {
+    "provider": ValueOption(
+        "--provider", "model provider (env WORKSHOP_PROVIDER)", "fake", str, ("fake", "openai", "openai-chat")
+    ),
+    "record_mode": ValueOption(
+        "--record-mode",
+        "real providers: none = replay only, new = replay and record what is missing, all = call and re-record",
+        "new",
+        str,
+        ("none", "new", "all"),
+    ),
+    "max_concurrency": ValueOption("--max-concurrency", "model calls in flight at once", "8", _at_least(1, int)),
+    "repeat": ValueOption("--repeat", "trials per (version, case)", "1", _at_least(1, int)),
+    "min_pass_rate": ValueOption("--min-pass-rate", "share of trials a cell must pass", "1.0", _rate),
+    "max_retries": ValueOption(
+        "--max-retries", "retries of a failed model call (the SDK's own)", "2", _at_least(0, int)
+    ),
+    "request_timeout": ValueOption(
+        "--request-timeout", "seconds per model call attempt", "60", _at_least(0.001, float)
+    ),
 }
 
 
@@ -33,6 +87,14 @@ class SuiteSettings:
     update_baseline: bool
     use_baseline: bool
     html_report: Path | None
+    recordings_dir: Path
+    provider: str = "fake"
+    record_mode: str = "new"
+    max_concurrency: int = 8
+    repeat: int = 1
+    min_pass_rate: float = 1.0
+    max_retries: int = 2
+    request_timeout: float = 60.0
 
     @property
     def gate_mode(self) -> Literal["gate", "off", "update"]:
@@ -52,6 +114,29 @@ def add_options(parser: pytest.Parser) -> None:
     for name, (flag, help_text) in FLAG_OPTIONS.items():
         group.addoption(flag, dest=f"workshop_{name}", action="store_true", default=False, help=help_text)
         parser.addini(name, help=f"workshop: {help_text}", type="bool", default=False)
+    for name, option in VALUE_OPTIONS.items():
+        shown = f" (default {option.default})"
+        group.addoption(
+            option.flag, dest=f"workshop_{name}", default=None, choices=option.choices, help=option.help + shown
+        )
+        parser.addini(name, help=f"workshop: {option.help}", default=option.default)
+
+
+def _value(config: pytest.Config, name: str) -> Any:
+    """A typed option: command line, then (for the provider) the environment, then the ini file."""
+    option = VALUE_OPTIONS[name]
+    text = config.getoption(f"workshop_{name}", default=None)
+    source = option.flag
+    if text is None and name == "provider" and os.environ.get("WORKSHOP_PROVIDER"):
+        text, source = os.environ["WORKSHOP_PROVIDER"], "WORKSHOP_PROVIDER"
+    if text is None:
+        text, source = str(config.getini(name)), f"ini value {name!r}"
+    if option.choices and text not in option.choices:
+        raise pytest.UsageError(f"{source}: {text!r} is not one of {', '.join(option.choices)}")
+    try:
+        return option.parse(text)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}: {exc}") from None
 
 
 def _path(config: pytest.Config, name: str) -> Path | None:
@@ -116,7 +201,8 @@ def read_settings(config: pytest.Config) -> SuiteSettings | None:
         raise pytest.UsageError("--update-baseline and --no-baseline cannot be used together")
     evidence_dir = _path(config, "evidence_dir")
     baseline = _path(config, "baseline")
-    assert evidence_dir is not None and baseline is not None  # both have defaults
+    recordings_dir = _path(config, "recordings_dir")
+    assert evidence_dir is not None and baseline is not None and recordings_dir is not None  # all have defaults
     return SuiteSettings(
         cases=cases,
         prompts=_path(config, "prompts") or cases.with_name("prompt_versions.json"),
@@ -125,4 +211,6 @@ def read_settings(config: pytest.Config) -> SuiteSettings | None:
         update_baseline=flags["update_baseline"],
         use_baseline=not flags["no_baseline"],
         html_report=_path(config, "html_report"),
+        recordings_dir=recordings_dir,
+        **{name: _value(config, name) for name in VALUE_OPTIONS},
     )

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from workshop.calls import CallKey, Prefetcher
 from workshop.errors import EvidenceError
-from workshop.evaluation import EvalResult, VersionScore, best_version, evaluate, score_versions
+from workshop.evaluation import EvalResult, VersionScore, best_version, score_cell, score_versions
 from workshop.evidence import SUMMARY, ReadmeInfo, render_pack, write_pack
 from workshop.fake_model import FakeModel
 from workshop.fixtures import Case, Fixtures, PromptVersion, load_fixtures
@@ -36,6 +37,10 @@ from workshop.gate import (
     updated_baseline,
     write_baseline,
 )
+from workshop.model import Completion, ProviderError
+from workshop.payload import Payload, build_payload
+from workshop.providers import ClientSettings, make_provider, require_sdk
+from workshop.recordings import Recorder, RecordingStore
 from workshop.routes import decide_routes
 from workshop.settings import SuiteSettings
 from workshop.summary import render_summary
@@ -63,17 +68,41 @@ class Cell:
 
 
 class EvalSuite:
-    """Fixtures, model and baseline of one run; evaluates and judges cells."""
+    """Fixtures, model and baseline of one run; evaluates and judges cells.
 
-    def __init__(self, settings: SuiteSettings, fixtures: Fixtures, baseline: Baseline) -> None:
+    With the fake model a cell is evaluated when its test runs. With a real provider,
+    calls go through recordings and a bounded pool (`Prefetcher`), ahead of the tests.
+    """
+
+    def __init__(
+        self, settings: SuiteSettings, fixtures: Fixtures, baseline: Baseline, environ: Mapping[str, str] = os.environ
+    ) -> None:
         self.settings = settings
         self.fixtures = fixtures
         self.baseline = baseline
+        self.environ = environ
         self.model = FakeModel(fixtures.fake_model, fixtures.versions)
         self.cells = [Cell(version, case) for version in fixtures.versions for case in fixtures.cases]
         self.cells_by_id = {cell.id: cell for cell in self.cells}
+        self._cells_by_key = {cell.key: cell for cell in self.cells}
         self._recorded = baseline.lookup()
         self._results: dict[CellKey, EvalResult] = {}
+        self._errors: dict[CellKey, str] = {}
+        self.recordings: RecordingStore | None = None
+        self.prefetcher: Prefetcher | None = None
+        if settings.provider != "fake":
+            self._recorder = self._real_provider()
+            self.prefetcher = Prefetcher(self._call, settings.max_concurrency)
+
+    def _real_provider(self) -> Recorder:
+        settings = self.settings
+        structured = frozenset(version.name for version in self.fixtures.versions if version.structured_output)
+        client = ClientSettings.from_environ(self.environ, settings.max_retries, settings.request_timeout)
+        provider = make_provider(settings.provider, self.fixtures.contract, structured, client)
+        if settings.record_mode != "none":
+            require_sdk()
+        self.recordings = RecordingStore(settings.recordings_dir)
+        return Recorder(provider, self.recordings, settings.record_mode)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, settings: SuiteSettings) -> EvalSuite:
@@ -82,15 +111,61 @@ class EvalSuite:
         baseline = load_baseline(settings.baseline) if settings.use_baseline else Baseline()
         return cls(settings, fixtures, baseline)
 
-    def evaluate(self, cell: Cell, environ: Mapping[str, str] = os.environ) -> EvalResult:
+    def payload(self, cell: Cell) -> Payload:
+        """The request payload of a cell."""
+        return build_payload(cell.case, cell.version, self.environ)
+
+    def call_keys(self, cell: Cell) -> list[CallKey]:
+        """One call per trial."""
+        return [(cell.version.name, cell.case.id, trial) for trial in range(self.settings.repeat)]
+
+    def _call(self, key: CallKey) -> Completion:
+        cell = self._cells_by_key[(key[0], key[1])]
+        return self._recorder.complete(self.payload(cell), cell.case, key[2])
+
+    def prefetch(self, cells: Iterable[Cell]) -> int:
+        """Start the calls of ``cells`` in the background (real providers); returns how many started."""
+        if self.prefetcher is None:
+            return 0
+        return self.prefetcher.submit(key for cell in cells for key in self.call_keys(cell))
+
+    def prepare(self, cell: Cell) -> None:
+        """Make sure a cell's answers are in; raises `ProviderError` (kept for the report) if a call failed."""
+        if self.prefetcher is None or cell.key in self._results:
+            return
+        try:
+            completions = self.prefetcher.completions(self.call_keys(cell))
+        except ProviderError as exc:
+            self._errors[cell.key] = f"provider_error: {exc}"
+            raise
+        self._results[cell.key] = self._score(cell, completions)
+
+    def _score(self, cell: Cell, completions: list[Completion]) -> EvalResult:
+        payload = self.payload(cell)
+        return score_cell(cell.case, payload, completions, self.fixtures.contract, self.settings.min_pass_rate)
+
+    def evaluate(self, cell: Cell) -> EvalResult:
         """Run one cell through the model and validator (once per process)."""
         if cell.key not in self._results:
-            self._results[cell.key] = evaluate(cell.version, cell.case, self.model, self.fixtures.contract, environ)
+            self.prepare(cell)
+        if cell.key not in self._results:  # the fake model answers here, when the test runs
+            payload = self.payload(cell)
+            completions = [self.model.complete(payload, cell.case) for _ in range(self.settings.repeat)]
+            self._results[cell.key] = self._score(cell, completions)
         return self._results[cell.key]
 
     def result_of(self, cell: Cell) -> EvalResult | None:
         """The result of a cell evaluated in this process, if any."""
         return self._results.get(cell.key)
+
+    def error_of(self, cell: Cell) -> str | None:
+        """Why a cell has no result (``provider_error: ...``), if its calls failed."""
+        return self._errors.get(cell.key)
+
+    def close(self) -> None:
+        """Stop background calls."""
+        if self.prefetcher is not None:
+            self.prefetcher.close()
 
     def judge(self, result: EvalResult) -> CellOutcome:
         """Compare a result with the baseline (or not, with ``--no-baseline``)."""
@@ -134,6 +209,8 @@ class RunReport:
     selected: int
     total: int
     missing: tuple[str, ...]
+    errors: tuple[tuple[str, str, str], ...]
+    """(prompt version, case id, reason) of cells whose model calls failed."""
     interrupted: bool
     keyword: str | None
     pack: list[Path] = field(default_factory=list)
@@ -143,7 +220,7 @@ class RunReport:
     @property
     def complete(self) -> bool:
         """True when every selected evaluation has a result."""
-        return not self.missing and not self.interrupted
+        return not self.missing and not self.errors and not self.interrupted
 
 
 class RunCollector:
@@ -155,6 +232,7 @@ class RunCollector:
         self.metadata = metadata
         self.selected: dict[str, None] = {}
         self.results: dict[CellKey, EvalResult] = {}
+        self.errors: dict[CellKey, str] = {}
         self.report: RunReport | None = None
 
     def select(self, nodeids: Iterable[str]) -> None:
@@ -169,24 +247,32 @@ class RunCollector:
         result = EvalResult.from_json(result_data)
         self.results[(result.prompt_version, result.case_id)] = result
 
+    def add_error(self, error_data: Mapping[str, Any]) -> None:
+        """Take one cell whose model calls failed."""
+        self.errors[(error_data["prompt_version"], error_data["case_id"])] = error_data["error"]
+
     def finish(self, interrupted: bool) -> RunReport:
         """Judge the run, write the evidence pack and, if asked, the baseline."""
         suite = self.suite
         results = tuple(self.results[cell.key] for cell in suite.cells if cell.key in self.results)
         outcomes = tuple(suite.judge(result) for result in results)
-        done = {f"{r.prompt_version}-{r.case_id}" for r in results}
+        errors = tuple(
+            (cell.key[0], cell.key[1], self.errors[cell.key]) for cell in suite.cells if cell.key in self.errors
+        )
+        done = {f"{r.prompt_version}-{r.case_id}" for r in results} | {f"{v}-{c}" for v, c, _ in errors}
         report = RunReport(
             results=results,
             outcomes=outcomes,
             scores=tuple(score_versions(results, [v.name for v in suite.fixtures.versions])),
-            verdict=judge_run(outcomes, mode=suite.settings.gate_mode),
+            verdict=judge_run(outcomes, mode=suite.settings.gate_mode, errors=len(errors)),
             selected=len(self.selected | dict.fromkeys(done)),
             total=len(suite.cells),
             missing=tuple(cell_id for cell_id in self.selected if cell_id not in done),
+            errors=errors,
             interrupted=interrupted,
             keyword=self.keyword,
         )
-        if results:
+        if results or errors:
             report = self._write_pack(report)
         if suite.settings.update_baseline and results and not interrupted:
             report = self._update_baseline(report)
@@ -201,7 +287,12 @@ class RunCollector:
                 f"Selection: {report.selected} of {report.total} prompt evaluations ran{how}; "
                 f"{report.total - report.selected} were deselected."
             )
-        if not report.complete:
+        if report.errors:
+            notes.append(
+                f"INCOMPLETE: {len(report.errors)} evaluations have no result because their model calls failed "
+                "(listed under Provider errors in `failure_cases.md`); they are not prompt failures."
+            )
+        if report.missing or report.interrupted:
             notes.append(
                 f"INCOMPLETE: the run stopped early; {len(report.missing)} selected evaluations have no result "
                 "and are missing from `prompt_eval.csv`. Do not compare this pack with a complete one."
@@ -213,7 +304,7 @@ class RunCollector:
         traces = [trace_text(case.id, case.user_input) for case in suite.fixtures.cases]
         routes = decide_routes(suite.fixtures.cases, suite.fixtures.routes)
         readme = ReadmeInfo(RUN_COMMAND, notes=self._readme_notes(report))
-        files = render_pack(traces, report.results, routes, readme, best_version(report.scores))
+        files = render_pack(traces, report.results, routes, readme, best_version(report.scores), report.errors)
         files[SUMMARY] = render_summary(report, self.metadata)
         try:
             paths = write_pack(suite.settings.evidence_dir, files)

@@ -66,13 +66,25 @@ def summary_data(report: RunReport, run: Mapping[str, Any]) -> dict[str, Any]:
         },
         "gate": {
             "mode": verdict.mode,
-            "verdict": "pass" if verdict.passed else "fail",
+            "verdict": verdict.state,
             "regressions": [f"{c.prompt_version}-{c.case_id}" for c in verdict.regressions],
             "improvements": [f"{c.prompt_version}-{c.case_id}" for c in verdict.improvements],
             "new_failures": [f"{c.prompt_version}-{c.case_id}" for c in verdict.new_failures],
             "known_failures": verdict.known_failures,
+            "errors": verdict.errors,
         },
-        "versions": [{"version": s.version, "passed": s.passed, "total": s.total} for s in report.scores],
+        "versions": [
+            {
+                "version": s.version,
+                "passed": s.passed,
+                "total": s.total,
+                "pass_at_1": round(s.pass_at_1, 6),
+                "pass_all": round(s.pass_all, 6),
+                "input_tokens": s.input_tokens,
+                "output_tokens": s.output_tokens,
+            }
+            for s in report.scores
+        ],
         "cells": [
             {
                 "prompt_version": c.prompt_version,
@@ -80,11 +92,17 @@ def summary_data(report: RunReport, run: Mapping[str, Any]) -> dict[str, Any]:
                 "passed": c.passed,
                 "reason": c.reason,
                 "outcome": c.outcome.value,
+                "pass_rate": round(r.pass_rate, 6),
+                "trials": len(r.trials),
+                "input_tokens": r.input_tokens,
+                "output_tokens": r.output_tokens,
             }
-            for c in report.outcomes
+            for c, r in zip(report.outcomes, report.results, strict=True)
         ],
+        "errors": [{"prompt_version": v, "case_id": c, "error": e} for v, c, e in report.errors],
         "missing": list(report.missing),
-        "run": dict(run),
+        # latency differs run to run, so it sits with the other run facts
+        "run": {**run, "latency_s": {s.version: s.latency_s for s in report.scores}},
     }
 
 
