@@ -215,7 +215,7 @@ class ActiveSuite:
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
         run = self.collector.report if self.collector else None
-        if run is not None and run.results:
+        if run is not None and (run.results or run.errors):
             fixtures = self.suite.fixtures
             prefix.append(
                 html_report.summary_matrix(run, [v.name for v in fixtures.versions], [c.id for c in fixtures.cases])

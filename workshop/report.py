@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from workshop.evaluation import EvalResult
+from workshop.evaluation import EvalResult, VersionScore
 from workshop.gate import CellOutcome, Outcome
 from workshop.suite import RunReport
 from workshop.text import one_line
@@ -51,16 +51,28 @@ def _shorten(text: str, limit: int = EXTRA_TEXT_LIMIT) -> str:
 def result_extra_html(result: EvalResult) -> str:
     """The request payload and raw model output of one evaluation, shown as text."""
     payload = json.dumps(result.payload.as_dict(), indent=2, ensure_ascii=False)
+    answered = result.shown_trial.completion
+    facts = [f"expected intent: {result.expected_intent}"]
+    if len(result.trials) > 1:
+        facts.append(f"trials passed: {sum(t.passed for t in result.trials)}/{len(result.trials)}")
+    if answered.model and answered.model != result.payload.model:
+        facts.append(f"model answered: {answered.model}")
+    if result.input_tokens is not None:
+        facts.append(f"tokens in/out: {result.input_tokens}/{result.output_tokens}")
+    if answered.replayed:
+        facts.append("replayed from a recording")
     return (
         '<div class="workshop-extra">'
-        f"<p><strong>Expected intent:</strong> {escape(result.expected_intent)}</p>"
+        f"<p>{escape('; '.join(facts))}</p>"
         f"<p><strong>Request payload</strong></p><pre>{escape(_shorten(payload))}</pre>"
         f"<p><strong>Raw model output</strong></p><pre>{escape(_shorten(result.raw_output))}</pre>"
         "</div>"
     )
 
 
-def _matrix_cell(outcome: CellOutcome | None) -> str:
+def _matrix_cell(outcome: CellOutcome | None, error: str | None) -> str:
+    if error is not None:
+        return f'<td style="color:#cf222e;font-weight:600" title="{escape(error, quote=True)}">ERROR</td>'
     if outcome is None:
         return '<td style="color:#6e7781">not run</td>'
     label, color = _CELL_STYLE[outcome.outcome]
@@ -68,17 +80,36 @@ def _matrix_cell(outcome: CellOutcome | None) -> str:
     return f'<td style="color:{color};font-weight:600" title="{title}">{escape(label)}</td>'
 
 
+def _usage_cells(score: VersionScore | None, repeats: bool, usage: bool) -> str:
+    cells = ""
+    if repeats:
+        shown = f"{score.pass_at_1:.2f} / {score.pass_all:.2f}" if score else ""
+        cells += f"<td>{escape(shown)}</td>"
+    if usage:
+        tokens = f"{score.input_tokens or 0} / {score.output_tokens or 0}" if score else ""
+        latency = f"{score.latency_s:.2f} s" if score and score.latency_s is not None else ""
+        cells += f"<td>{escape(tokens)}</td><td>{escape(latency)}</td>"
+    return cells
+
+
 def summary_matrix(report: RunReport, versions: Sequence[str], cases: Sequence[str]) -> str:
-    """A versions-by-cases table of outcomes with pass counts, and the gate's verdict."""
+    """A versions-by-cases table of outcomes with pass counts (and, for real models, pass rates over
+    repeated trials, tokens and latency per version), and the gate's verdict."""
     by_cell = {(o.prompt_version, o.case_id): o for o in report.outcomes}
+    errors = {(version, case): error for version, case, error in report.errors}
     scores = {score.version: score for score in report.scores}
-    head = "".join(f"<th>{escape(case)}</th>" for case in cases)
+    repeats = any(len(result.trials) > 1 for result in report.results)
+    usage = any(score.input_tokens is not None or score.latency_s is not None for score in report.scores)
+    head = "<th>pass@1 / pass^N</th>" if repeats else ""
+    head += "<th>tokens in / out</th><th>latency</th>" if usage else ""
+    head += "".join(f"<th>{escape(case)}</th>" for case in cases)
     rows = []
     for version in versions:
         score = scores.get(version)
         count = f"{score.passed}/{score.total}" if score else "not run"
-        cells = "".join(_matrix_cell(by_cell.get((version, case))) for case in cases)
-        rows.append(f"<tr><th>{escape(version)}</th><td>{escape(count)}</td>{cells}</tr>")
+        cells = "".join(_matrix_cell(by_cell.get((version, case)), errors.get((version, case))) for case in cases)
+        extra = _usage_cells(score, repeats, usage)
+        rows.append(f"<tr><th>{escape(version)}</th><td>{escape(count)}</td>{extra}{cells}</tr>")
     verdict = report.verdict
     color = "#1a7f37" if verdict.passed else "#cf222e"
     return (
