@@ -186,6 +186,7 @@ def test_eval_result_to_json_fields():
                     "truncated": False,
                     "replayed": False,
                 },
+                "review_flag": None,
             }
         ],
     }

@@ -21,15 +21,22 @@ class Trial:
     passed: bool
     reason: str
     completion: Completion
+    review_flag: bool | None = None
+    """The answer's ``needs_human_review`` when the answer met the contract, else None."""
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data."""
-        return {"passed": self.passed, "reason": self.reason, "completion": self.completion.to_json()}
+        return {
+            "passed": self.passed,
+            "reason": self.reason,
+            "completion": self.completion.to_json(),
+            "review_flag": self.review_flag,
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Trial:
         """Rebuild a trial from `to_json` data."""
-        return cls(data["passed"], data["reason"], Completion(**data["completion"]))
+        return cls(data["passed"], data["reason"], Completion(**data["completion"]), data.get("review_flag"))
 
 
 def _total(values: Iterable[float | int | None]) -> Any:
@@ -128,25 +135,43 @@ class EvalResult:
         )
 
 
-def judge(raw: str, case: Case, contract: Contract) -> tuple[bool, str]:
-    """Validate a raw output, then check its intent against the case's expected intent."""
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def judge_answer(raw: str, case: Case, contract: Contract) -> tuple[bool, str, bool | None]:
+    """Validate a raw output, check its intent, then (if the case says) its human-review flag.
+
+    Returns (passed, reason, the answer's review flag or None). The seed's reasons come
+    first; ``wrong_review_flag: got <x>, expected <y>`` only when everything else is right.
+    """
     verdict = validate_output(raw, contract)
     if not verdict.ok:
-        return False, verdict.reason
+        return False, verdict.reason, None
+    flag = verdict.data.get("needs_human_review")
     intent = verdict.data.get("intent")
     if intent != case.expected_intent:
-        return False, f"wrong_intent: {intent} != {case.expected_intent}"
-    return True, "ok"
+        return False, f"wrong_intent: {intent} != {case.expected_intent}", flag
+    expected = case.expected_needs_human_review
+    if expected is not None and flag is not expected:
+        return False, f"wrong_review_flag: got {_flag(flag)}, expected {_flag(expected)}", flag
+    return True, "ok", flag
+
+
+def judge(raw: str, case: Case, contract: Contract) -> tuple[bool, str]:
+    """`judge_answer` without the flag: (passed, reason)."""
+    passed, reason, _ = judge_answer(raw, case, contract)
+    return passed, reason
 
 
 def judge_completion(completion: Completion, case: Case, contract: Contract) -> Trial:
     """Judge one answer: a refusal fails as such, a truncated answer says so in its reason."""
     if completion.refusal is not None:
         return Trial(False, f"refusal: {one_line(shorten(completion.refusal, 200))}", completion)
-    passed, reason = judge(completion.text, case, contract)
+    passed, reason, flag = judge_answer(completion.text, case, contract)
     if completion.truncated and not passed:
         reason = f"truncated: max_output_tokens reached; {reason}"
-    return Trial(passed, reason, completion)
+    return Trial(passed, reason, completion, flag)
 
 
 def score_cell(

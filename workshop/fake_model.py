@@ -45,6 +45,11 @@ class FakeModel:
             "intent": intent,
             "action": self._rules.actions[intent],
             "confidence": self._rules.confidence,
-            "needs_human_review": self._rules.needs_human_review,
+            "needs_human_review": self._needs_review(reply, payload.input),
         }
         return json.dumps(answer, ensure_ascii=False)
+
+    def _needs_review(self, reply: FakeReply, text: str) -> bool:
+        if reply.review_rule is not None and reply.review_rule.matches(text.lower()):
+            return True
+        return self._rules.needs_human_review

@@ -46,6 +46,11 @@ class Case(FixtureModel):
     user_input: NonEmptyText
     expected_intent: NonEmptyText
     expected_route: NonEmptyText | None = None
+    expected_needs_human_review: bool | None = Field(
+        default=None,
+        description="True for requests that ask for unsafe, legal, medical or production deployment decisions; "
+        "when set, the answer's needs_human_review must match it.",
+    )
 
 
 class CaseFile(FixtureFile):
@@ -53,6 +58,25 @@ class CaseFile(FixtureFile):
 
     routes: NonEmptyText = Field(default="routes.json", description="Route rules file, relative to this file.")
     cases: list[Case] = Field(min_length=1)
+
+
+class KeywordRule(FixtureModel):
+    """A rule that fires when any keyword occurs as a substring of the lowercased text."""
+
+    keywords: list[Keyword] = Field(min_length=1)
+
+    def matches(self, lowered: str) -> bool:
+        """True if any keyword is a substring of ``lowered`` (already lowercased text)."""
+        return any(keyword in lowered for keyword in self.keywords)
+
+
+R = TypeVar("R", bound=KeywordRule)
+
+
+def first_match(text: str, rules: Sequence[R]) -> R | None:
+    """The first rule with a keyword in ``text`` (lowercased first, as the seed does), or None."""
+    lowered = text.lower()
+    return next((rule for rule in rules if rule.matches(lowered)), None)
 
 
 class FakeReply(FixtureModel):
@@ -66,6 +90,11 @@ class FakeReply(FixtureModel):
     answer: Literal["prose", "contract_json"]
     prose_text: str | None = None
     scripted_replies: dict[Identifier, str] = Field(default_factory=dict)
+    review_rule: KeywordRule | None = Field(
+        default=None,
+        description="contract_json answers: needs_human_review is true when a keyword occurs in the lowercased "
+        "request (else the fake model's default).",
+    )
 
     @model_validator(mode="after")
     def _prose_needs_text(self) -> FakeReply:
@@ -96,25 +125,6 @@ class PromptFile(FixtureFile):
     )
     fake_model: NonEmptyText = Field(default="fake_model.json", description="Fake model rules, relative to this file.")
     versions: list[PromptVersion] = Field(min_length=1)
-
-
-class KeywordRule(FixtureModel):
-    """A rule that fires when any keyword occurs as a substring of the lowercased text."""
-
-    keywords: list[Keyword] = Field(min_length=1)
-
-    def matches(self, lowered: str) -> bool:
-        """True if any keyword is a substring of ``lowered`` (already lowercased text)."""
-        return any(keyword in lowered for keyword in self.keywords)
-
-
-R = TypeVar("R", bound=KeywordRule)
-
-
-def first_match(text: str, rules: Sequence[R]) -> R | None:
-    """The first rule with a keyword in ``text`` (lowercased first, as the seed does), or None."""
-    lowered = text.lower()
-    return next((rule for rule in rules if rule.matches(lowered)), None)
 
 
 class IntentRule(KeywordRule):
