@@ -62,7 +62,7 @@ def test_real_fixtures_load():
         "solution_choice",
     ]
     assert fixtures.contract.intents == ("learning_plan", "structured_output", "solution_choice")
-    assert set(fixtures.files) == {"cases", "prompts", "contract", "fake_model", "routes"}
+    assert set(fixtures.files) == {"cases", "prompts", "contract", "fake_model", "routes", "failure_guide"}
     assert fixtures.files["routes"] == REPO_CASES / "routes.json"
 
 

@@ -201,6 +201,7 @@ def test_seed_run_outcomes_terminal_and_pack(pytester: pytest.Pytester) -> None:
         "contract": "output_contract.schema.json",
         "fake_model": "fake_model.json",
         "routes": "routes.json",
+        "failure_guide": "failure_guide.json",
     }
     assert set(run["fixtures"]) == set(fixture_files)
     for role, name in fixture_files.items():

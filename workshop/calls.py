@@ -46,16 +46,17 @@ class Prefetcher:
 
     def submit(self, keys: Iterable[CallKey]) -> int:
         """Start the calls not started yet; returns how many were started."""
-        started = 0
+        started: list[Future[Completion]] = []
         with self._lock:
             for key in keys:
                 if key not in self._futures:
-                    future = self._pool.submit(self._call, key)
-                    future.add_done_callback(self._count)
-                    self._futures[key] = future
-                    started += 1
-            self.stats.submitted += started
-        return started
+                    self._futures[key] = self._pool.submit(self._call, key)
+                    started.append(self._futures[key])
+            self.stats.submitted += len(started)
+        # outside the lock: a call that is already done runs its callback right here, and it takes the lock
+        for future in started:
+            future.add_done_callback(self._count)
+        return len(started)
 
     def _count(self, future: Future[Completion]) -> None:
         with self._all_done:

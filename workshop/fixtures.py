@@ -124,6 +124,10 @@ class PromptFile(FixtureFile):
         default="output_contract.schema.json", description="Output contract (JSON Schema), relative to this file."
     )
     fake_model: NonEmptyText = Field(default="fake_model.json", description="Fake model rules, relative to this file.")
+    failure_guide: NonEmptyText = Field(
+        default="failure_guide.json",
+        description="What each failure means and what to change next, relative to this file.",
+    )
     versions: list[PromptVersion] = Field(min_length=1)
 
 
@@ -161,6 +165,43 @@ class RouteRules(FixtureFile):
         return list(dict.fromkeys(names))
 
 
+class ReasonGuide(FixtureModel):
+    """What one type of failure means, why it happens, and the next change on the route ladder."""
+
+    type: NonEmptyText
+    reasons: list[NonEmptyText] = Field(min_length=1, description="Reason prefixes (the text before ':') of this type.")
+    meaning: NonEmptyText
+    why: NonEmptyText
+    next_change: NonEmptyText
+    route: NonEmptyText | None = Field(
+        description="The rung of the ladder this change belongs to; null: not a prompt problem."
+    )
+
+
+class Advice(FixtureModel):
+    """Advice for a pattern across versions."""
+
+    meaning: NonEmptyText
+    next_change: NonEmptyText
+    route: NonEmptyText
+
+
+class FailureGuide(FixtureFile):
+    """``failure_guide.json``: the explanations and advice the failure analysis uses."""
+
+    ladder: list[NonEmptyText] = Field(min_length=1, description="Routes, cheapest first.")
+    reasons: list[ReasonGuide] = Field(min_length=1)
+    repeated_wrong_intent: Advice
+    route_advice: dict[str, NonEmptyText] = Field(
+        default_factory=dict, description="Advice for failing cases whose first route (routes.json) is the key."
+    )
+
+    def guide_for(self, reason: str) -> ReasonGuide | None:
+        """The entry whose reason prefixes include this reason's type."""
+        kind = reason.split(":", 1)[0]
+        return next((entry for entry in self.reasons if kind in entry.reasons), None)
+
+
 @dataclass(frozen=True)
 class Fixtures:
     """A loaded, cross-checked set of fixtures: what one evaluation run needs."""
@@ -170,6 +211,7 @@ class Fixtures:
     contract: Contract
     fake_model: FakeModelRules
     routes: RouteRules
+    guide: FailureGuide
     files: dict[str, Path]
     """Role (``cases``, ``prompts``, ``contract``, ``fake_model``, ``routes``) to the file it came from."""
 
@@ -279,6 +321,31 @@ def _route_problems(fixtures: Fixtures) -> list[Problem]:
     ]
 
 
+def _guide_problems(fixtures: Fixtures) -> list[Problem]:
+    guide, path = fixtures.guide, fixtures.files["failure_guide"]
+    ladder = ", ".join(guide.ladder)
+    problems = [
+        Problem(
+            path,
+            f"{entry.route!r} is not on the ladder ({ladder})",
+            item=f"reasons[{i}] (type {entry.type!r})",
+            field="route",
+        )
+        for i, entry in enumerate(guide.reasons)
+        if entry.route is not None and entry.route not in guide.ladder
+    ]
+    if guide.repeated_wrong_intent.route not in guide.ladder:
+        message = f"{guide.repeated_wrong_intent.route!r} is not on the ladder ({ladder})"
+        problems.append(Problem(path, message, item="repeated_wrong_intent", field="route"))
+    names = fixtures.routes.route_names()
+    problems += [
+        Problem(path, f"{route!r} is not a route in {fixtures.files['routes'].name}", field=f"route_advice.{route}")
+        for route in guide.route_advice
+        if route not in names
+    ]
+    return problems
+
+
 def check_fixtures(fixtures: Fixtures) -> list[Problem]:
     """Problems between files: duplicate ids and names, intents and routes no file defines."""
     return (
@@ -286,6 +353,7 @@ def check_fixtures(fixtures: Fixtures) -> list[Problem]:
         + _duplicates(fixtures.files["prompts"], "versions", [v.name for v in fixtures.versions], "name")
         + _intent_problems(fixtures)
         + _route_problems(fixtures)
+        + _guide_problems(fixtures)
     )
 
 
@@ -311,24 +379,28 @@ def load_fixtures(cases_path: Path, prompts_path: Path) -> Fixtures:
     case_file = _collect(problems, lambda: load_model(CaseFile, cases_path))
     prompt_file = _collect(problems, lambda: load_model(PromptFile, prompts_path))
     files = {"cases": cases_path, "prompts": prompts_path}
-    contract = rules = routes = None
+    contract = rules = routes = guide = None
     # each companion file is checked as soon as the file naming it has loaded
     if prompt_file is not None:
         files["contract"] = prompts_path.parent / prompt_file.contract
         files["fake_model"] = prompts_path.parent / prompt_file.fake_model
+        files["failure_guide"] = prompts_path.parent / prompt_file.failure_guide
         contract = _collect(problems, lambda: load_contract(files["contract"]))
         rules = _collect(problems, lambda: load_model(FakeModelRules, files["fake_model"]))
+        guide = _collect(problems, lambda: load_model(FailureGuide, files["failure_guide"]))
     if case_file is not None:
         files["routes"] = cases_path.parent / case_file.routes
         routes = _collect(problems, lambda: load_model(RouteRules, files["routes"]))
-    if case_file is None or prompt_file is None or contract is None or rules is None or routes is None:
+    if None in (case_file, prompt_file, contract, rules, routes, guide):
         raise FixtureError(problems)
+    assert case_file and prompt_file and contract and rules and routes and guide  # for the type checker
     fixtures = Fixtures(
         cases=tuple(case_file.cases),
         versions=tuple(prompt_file.versions),
         contract=contract,
         fake_model=rules,
         routes=routes,
+        guide=guide,
         files=files,
     )
     problems = check_fixtures(fixtures)

@@ -112,8 +112,13 @@ class RecordingStore:
     def new_recordings(self) -> list[dict[str, Any]]:
         """What this process recorded, as plain data (xdist workers hand it to the controller)."""
         with self._lock:
+            # the recording apart from its file's provider and model: a recording has a ``model`` of its own
             return [
-                {"provider": self._headers[path][0], "model": self._headers[path][1], **recording.model_dump()}
+                {
+                    "provider": self._headers[path][0],
+                    "model": self._headers[path][1],
+                    "recording": recording.model_dump(),
+                }
                 for path, recordings in self._new.items()
                 for recording in recordings.values()
             ]
@@ -121,9 +126,7 @@ class RecordingStore:
     def add_recorded(self, items: Iterable[Mapping[str, Any]]) -> None:
         """Take recordings made by another process."""
         for item in items:
-            data = dict(item)
-            provider, model = data.pop("provider"), data.pop("model")
-            self.put(provider, model, Recording.model_validate(data))
+            self.put(item["provider"], item["model"], Recording.model_validate(item["recording"]))
 
     def save(self) -> list[Path]:
         """Write every file that gained recordings, merged with what is on disk now; atomic per file."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from workshop.fixtures import CaseFile, FakeModelRules, PromptFile, RouteRules
+from workshop.fixtures import CaseFile, FailureGuide, FakeModelRules, PromptFile, RouteRules
 from workshop.gate import Baseline
 from workshop.recordings import RecordingFile
 
@@ -16,6 +16,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "prompt_versions.schema.json": PromptFile,
     "fake_model.schema.json": FakeModelRules,
     "routes.schema.json": RouteRules,
+    "failure_guide.schema.json": FailureGuide,
     "baseline.schema.json": Baseline,
     "recordings.schema.json": RecordingFile,
 }
