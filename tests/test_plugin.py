@@ -160,11 +160,15 @@ def test_seed_run_outcomes_terminal_and_pack(pytester: pytest.Pytester) -> None:
     )
 
     pack = root / PACK
-    assert sorted(p.name for p in pack.iterdir()) == sorted([*GOLDEN_PACK_FILES, "README.md", "summary.json"]), (
-        "the pack holds exactly the seed files and summary.json"
-    )
-    for name in GOLDEN_PACK_FILES:
+    assert sorted(p.name for p in pack.iterdir()) == sorted(
+        [*GOLDEN_PACK_FILES, "README.md", "summary.json", "next_steps.md"]
+    ), "the pack holds exactly the seed files and summary.json"
+    for name in GOLDEN_PACK_FILES[:3]:
         assert (pack / name).read_bytes() == (GOLDEN / name).read_bytes(), name
+    # failure_cases.md: the seed's exact lines first, then the analysis under its own headings
+    failure_cases = (pack / "failure_cases.md").read_bytes()
+    seed_lines = (GOLDEN / "failure_cases.md").read_bytes()
+    assert failure_cases.startswith(seed_lines + b"\n## Failures by reason\n")
     readme = (pack / "README.md").read_text(encoding="utf-8")
     assert "Best prompt version: v3_json_with_boundary (3/3 passed)" in readme
     assert "Selection" not in readme and "INCOMPLETE" not in readme

@@ -61,7 +61,7 @@ class Prefetcher:
     def _count(self, future: Future[Completion]) -> None:
         with self._all_done:
             self.stats.done += 1
-            if future.exception() is not None:
+            if future.cancelled() or future.exception() is not None:  # cancelled by `close`: no exception to ask
                 self.stats.failed += 1
             elif future.result().replayed:
                 self.stats.replayed += 1

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workshop.analysis import Analysis
 from workshop.errors import EvidenceError
 from workshop.evaluation import EvalResult, VersionScore
 from workshop.routes import RouteDecision
@@ -31,8 +32,9 @@ ROUTE_DECISIONS = "route_decisions.json"
 FAILURE_CASES = "failure_cases.md"
 README = "README.md"
 SUMMARY = "summary.json"
+NEXT_STEPS = "next_steps.md"
 SEED_FILES = (TOKEN_TRACE, PROMPT_EVAL, ROUTE_DECISIONS, FAILURE_CASES, README)
-PACK_FILES = frozenset((*SEED_FILES, SUMMARY))
+PACK_FILES = frozenset((*SEED_FILES, NEXT_STEPS, SUMMARY))
 """Every file name a pack may hold: a folder holding anything else is not replaced."""
 
 CSV_FIELDS = ("prompt_version", "case_id", "passed", "reason", "raw_output")
@@ -66,14 +68,70 @@ def render_prompt_eval(results: Sequence[EvalResult]) -> bytes:
     return _encode(buffer.getvalue())
 
 
-def render_failure_cases(results: Sequence[EvalResult], errors: Sequence[tuple[str, str, str]] = ()) -> bytes:
-    """``failure_cases.md``: one list item per failing evaluation, then cells whose calls failed."""
+def render_failure_cases(
+    results: Sequence[EvalResult], errors: Sequence[tuple[str, str, str]] = (), analysis: Analysis | None = None
+) -> bytes:
+    """``failure_cases.md``: the seed's list (one item per failing evaluation) first, then cells
+    whose calls failed, then the analysis under its own headings."""
     lines = ["# Failure Cases", ""]
     # one_line: a reason quotes model output, which must not start a new list item
     lines += [f"- {r.prompt_version} / {r.case_id}: {one_line(r.reason)}" for r in results if not r.passed]
     if errors:
         lines += ["", "## Provider errors", "", "No result: these cells are not prompt failures.", ""]
         lines += [f"- {version} / {case_id}: {one_line(error)}" for version, case_id, error in errors]
+    if analysis is not None:
+        lines += _analysis_lines(analysis)
+    return _encode("\n".join(lines) + "\n")
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return one_line(text).replace("|", "\\|")
+
+
+def _analysis_lines(analysis: Analysis) -> list[str]:
+    lines = []
+    if analysis.groups:
+        lines += ["", "## Failures by reason"]
+        for group in analysis.groups:
+            counts = ", ".join(f"{version}: {count}" for version, count in group.by_version.items())
+            lines += ["", f"### {group.type}: {len(group.cells)} ({counts})", ""]
+            lines.append(f"What it means: {group.meaning}  ")
+            if group.why:
+                lines.append(f"Why it happens: {group.why}  ")
+            lines.append(f"Next change ({group.route or 'not a prompt change'}): {group.next_change}  ")
+            lines.append("Cells: " + ", ".join(f"{_cell(v)} / {_cell(c)}" for v, c, _ in group.cells))
+    if analysis.diffs:
+        lines += ["", "## Version to version", "", "| version | compared with | fixed | broke | reason changed |"]
+        lines.append("|---|---|---|---|---|")
+        for diff in analysis.diffs:
+            fixed = ", ".join(_cell(case) for case, _ in diff.fixed) or "none"
+            broken = ", ".join(f"{_cell(case)} ({_cell(reason)})" for case, reason in diff.broken) or "none"
+            changed = ", ".join(f"{_cell(c)} ({_cell(old)} -> {_cell(new)})" for c, old, new in diff.changed) or "none"
+            lines.append(f"| {diff.version} | {diff.previous} | {fixed} | {broken} | {changed} |")
+    if analysis.review:
+        lines += ["", "## Human-review boundary", ""]
+        lines.append("| version | flagged correctly | missed (should have been flagged) | over-flagged | "
+                     "correctly not flagged | not judged |")  # fmt: skip
+        lines.append("|---|---|---|---|---|---|")
+        for r in analysis.review:
+            lines.append(f"| {r.version} | {r.flagged} | {r.missed} | {r.over_flagged} | {r.cleared} | {r.unjudged} |")
+    return lines
+
+
+def render_next_steps(analysis: Analysis) -> bytes:
+    """``next_steps.md``: the recommended route for each failing version, cheapest first."""
+    ladder = ", then ".join(analysis.ladder)
+    lines = ["# Next Steps", "", f"Cheapest reliable route first: {ladder}."]
+    if not analysis.next_steps:
+        lines += ["", "Every version passed every case that ran: nothing to change."]
+    for step in analysis.next_steps:
+        lines += ["", f"## {step.version}: {step.passed}/{step.total} passed", ""]
+        lines.append(f"Recommended next route: {step.route or 'fix the run first (no prompt change)'}")
+        lines.append("")
+        for advice in step.advice:
+            cases = ", ".join(_cell(case) for case in advice.cases)
+            lines.append(f"- {_cell(advice.topic)} ({cases}): {advice.next_change}")
     return _encode("\n".join(lines) + "\n")
 
 
@@ -109,15 +167,19 @@ def render_pack(
     readme: ReadmeInfo,
     best: VersionScore | None,
     errors: Sequence[tuple[str, str, str]] = (),
+    analysis: Analysis | None = None,
 ) -> dict[str, bytes]:
-    """Every file of the pack, by name, in the seed's order."""
-    return {
+    """Every file of the pack, by name, in the seed's order; with an analysis, also ``next_steps.md``."""
+    files = {
         TOKEN_TRACE: render_token_trace(traces),
         PROMPT_EVAL: render_prompt_eval(results),
         ROUTE_DECISIONS: render_route_decisions(routes),
-        FAILURE_CASES: render_failure_cases(results, errors),
+        FAILURE_CASES: render_failure_cases(results, errors, analysis),
         README: render_readme(readme, best),
     }
+    if analysis is not None:
+        files[NEXT_STEPS] = render_next_steps(analysis)
+    return files
 
 
 def _is_replaceable(target: Path) -> bool:

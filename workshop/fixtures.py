@@ -179,11 +179,14 @@ class ReasonGuide(FixtureModel):
 
 
 class Advice(FixtureModel):
-    """Advice for a pattern across versions."""
+    """Advice for a pattern: a failure repeated across versions, or a case with a given first route."""
 
     meaning: NonEmptyText
     next_change: NonEmptyText
     route: NonEmptyText
+    applies_to: list[NonEmptyText] = Field(
+        default_factory=lambda: ["wrong_intent"], description="Reason types this advice replaces the usual advice for."
+    )
 
 
 class FailureGuide(FixtureFile):
@@ -192,7 +195,7 @@ class FailureGuide(FixtureFile):
     ladder: list[NonEmptyText] = Field(min_length=1, description="Routes, cheapest first.")
     reasons: list[ReasonGuide] = Field(min_length=1)
     repeated_wrong_intent: Advice
-    route_advice: dict[str, NonEmptyText] = Field(
+    route_advice: dict[str, Advice] = Field(
         default_factory=dict, description="Advice for failing cases whose first route (routes.json) is the key."
     )
 
@@ -337,6 +340,11 @@ def _guide_problems(fixtures: Fixtures) -> list[Problem]:
     if guide.repeated_wrong_intent.route not in guide.ladder:
         message = f"{guide.repeated_wrong_intent.route!r} is not on the ladder ({ladder})"
         problems.append(Problem(path, message, item="repeated_wrong_intent", field="route"))
+    problems += [
+        Problem(path, f"{advice.route!r} is not on the ladder ({ladder})", item=f"route_advice.{name}", field="route")
+        for name, advice in guide.route_advice.items()
+        if advice.route not in guide.ladder
+    ]
     names = fixtures.routes.route_names()
     problems += [
         Problem(path, f"{route!r} is not a route in {fixtures.files['routes'].name}", field=f"route_advice.{route}")

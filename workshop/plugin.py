@@ -15,7 +15,7 @@ from pytest_html.extras import html as html_extra
 
 from workshop import report as html_report
 from workshop.calls import Prefetcher
-from workshop.console import version_line
+from workshop.console import analysis_lines, version_line
 from workshop.errors import WorkshopError
 from workshop.model import ProviderError
 from workshop.settings import add_options, read_settings
@@ -255,6 +255,9 @@ def _print_summary(terminal: pytest.TerminalReporter, run: RunReport, base: Path
             f"Model calls: {len(trials) - replayed} answered by the model, {replayed} replayed from recordings, "
             f"{len(run.errors)} cells failed; tokens in/out {sum(i for i, _ in tokens)}/{sum(o for _, o in tokens)}"
         )
+    if run.analysis is not None:
+        for line in analysis_lines(run.analysis):
+            terminal.write_line(line)
     if run.baseline_changes is not None:
         terminal.write_line(f"Baseline updated: {len(run.baseline_changes)} change(s)")
         for line in run.baseline_changes:

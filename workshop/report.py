@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from workshop.analysis import Analysis
 from workshop.evaluation import EvalResult, VersionScore
 from workshop.gate import CellOutcome, Outcome
 from workshop.suite import RunReport
@@ -112,9 +113,55 @@ def summary_matrix(report: RunReport, versions: Sequence[str], cases: Sequence[s
         rows.append(f"<tr><th>{escape(version)}</th><td>{escape(count)}</td>{extra}{cells}</tr>")
     verdict = report.verdict
     color = "#1a7f37" if verdict.passed else "#cf222e"
+    analysis = analysis_html(report.analysis) if report.analysis else ""
     return (
         '<div class="workshop-matrix"><h2>Prompt evaluation</h2>'
         f'<p style="color:{color};font-weight:600">{escape(verdict.summary_line())}</p>'
         '<table style="border-collapse:collapse" border="1" cellpadding="4">'
-        f"<tr><th>Prompt version</th><th>Passed</th>{head}</tr>{''.join(rows)}</table></div>"
+        f"<tr><th>Prompt version</th><th>Passed</th>{head}</tr>{''.join(rows)}</table>{analysis}</div>"
     )
+
+
+def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return (
+        f"<h3>{escape(title)}</h3>"
+        f'<table style="border-collapse:collapse" border="1" cellpadding="4"><tr>{head}</tr>{body}</table>'
+    )
+
+
+def analysis_html(analysis: Analysis) -> str:
+    """The failure analysis, version diff, review boundary and next steps as escaped tables."""
+    parts = []
+    if analysis.groups:
+        rows = [
+            [g.type, str(len(g.cells)), ", ".join(f"{v}: {n}" for v, n in g.by_version.items()), g.meaning,
+             f"{g.route or 'not a prompt change'}: {g.next_change}"]
+            for g in analysis.groups
+        ]  # fmt: skip
+        parts.append(_table("Failures by reason", ["reason", "count", "by version", "means", "next change"], rows))
+    if analysis.diffs:
+        rows = [
+            [d.version, d.previous, ", ".join(c for c, _ in d.fixed) or "none",
+             ", ".join(c for c, _ in d.broken) or "none", ", ".join(c for c, _, _ in d.changed) or "none"]
+            for d in analysis.diffs
+        ]  # fmt: skip
+        parts.append(
+            _table("Version to version", ["version", "compared with", "fixed", "broke", "reason changed"], rows)
+        )
+    if analysis.review:
+        header = ["version", "flagged correctly", "missed", "over-flagged", "correctly not flagged", "not judged"]
+        rows = [
+            [r.version, str(r.flagged), str(r.missed), str(r.over_flagged), str(r.cleared), str(r.unjudged)]
+            for r in analysis.review
+        ]
+        parts.append(_table("Human-review boundary", header, rows))
+    if analysis.next_steps:
+        rows = [
+            [s.version, f"{s.passed}/{s.total}", s.route or "fix the run",
+             " | ".join(f"{a.topic}: {a.next_change}" for a in s.advice)]
+            for s in analysis.next_steps
+        ]  # fmt: skip
+        parts.append(_table("Next steps", ["version", "passed", "next route", "why"], rows))
+    return "".join(parts)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from workshop.analysis import Analysis, analyse
 from workshop.calls import CallKey, Prefetcher
 from workshop.errors import EvidenceError
 from workshop.evaluation import EvalResult, VersionScore, best_version, score_cell, score_versions
@@ -213,6 +214,7 @@ class RunReport:
     """(prompt version, case id, reason) of cells whose model calls failed."""
     interrupted: bool
     keyword: str | None
+    analysis: Analysis | None = None
     pack: list[Path] = field(default_factory=list)
     pack_error: str | None = None
     baseline_changes: tuple[str, ...] | None = None
@@ -272,12 +274,19 @@ class RunCollector:
             interrupted=interrupted,
             keyword=self.keyword,
         )
+        report = replace(report, analysis=self._analyse(report))
         if results or errors:
             report = self._write_pack(report)
         if suite.settings.update_baseline and results and not interrupted:
             report = self._update_baseline(report)
         self.report = report
         return report
+
+    def _analyse(self, report: RunReport) -> Analysis:
+        fixtures = self.suite.fixtures
+        routes = {d.case_id: d.first_route for d in decide_routes(fixtures.cases, fixtures.routes)}
+        versions = [version.name for version in fixtures.versions]
+        return analyse(report.results, report.errors, fixtures.cases, routes, fixtures.guide, versions)
 
     def _readme_notes(self, report: RunReport) -> list[str]:
         notes = []
@@ -304,7 +313,8 @@ class RunCollector:
         traces = [trace_text(case.id, case.user_input) for case in suite.fixtures.cases]
         routes = decide_routes(suite.fixtures.cases, suite.fixtures.routes)
         readme = ReadmeInfo(RUN_COMMAND, notes=self._readme_notes(report))
-        files = render_pack(traces, report.results, routes, readme, best_version(report.scores), report.errors)
+        best = best_version(report.scores)
+        files = render_pack(traces, report.results, routes, readme, best, report.errors, report.analysis)
         files[SUMMARY] = render_summary(report, self.metadata)
         try:
             paths = write_pack(suite.settings.evidence_dir, files)

@@ -101,6 +101,7 @@ def summary_data(report: RunReport, run: Mapping[str, Any]) -> dict[str, Any]:
         ],
         "errors": [{"prompt_version": v, "case_id": c, "error": e} for v, c, e in report.errors],
         "missing": list(report.missing),
+        "analysis": report.analysis.to_json() if report.analysis else None,
         # latency differs run to run, so it sits with the other run facts
         "run": {**run, "latency_s": {s.version: s.latency_s for s in report.scores}},
     }
