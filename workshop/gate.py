@@ -202,17 +202,17 @@ def updated_baseline(
 ) -> Baseline:
     """The baseline with this run's results recorded; cells that did not run are kept.
 
-    Cells are ordered as ``order`` (fixture order), then any cells the fixtures no
-    longer have, in their previous order.
+    Recorded cells keep their place, so a review diff shows only what changed; new
+    cells follow, in ``order`` (fixture order).
     """
-    merged = baseline.lookup()
-    for key, (passed, reason) in results.items():
-        merged[key] = BaselineCell(
-            prompt_version=key[0], case_id=key[1], passed=passed, reason=None if passed else reason
-        )
-    ordered = [merged.pop(key) for key in order if key in merged]
-    ordered += [cell for cell in baseline.cells if cell.key in merged]
-    return Baseline(schema_=baseline.schema_ or "schemas/baseline.schema.json", cells=ordered)
+    fresh = {
+        key: BaselineCell(prompt_version=key[0], case_id=key[1], passed=passed, reason=None if passed else reason)
+        for key, (passed, reason) in results.items()
+    }
+    cells = [fresh.pop(cell.key, cell) for cell in baseline.cells]
+    cells += [fresh.pop(key) for key in order if key in fresh]
+    cells += fresh.values()  # results for cells outside ``order``, if any
+    return Baseline(schema_=baseline.schema_ or "schemas/baseline.schema.json", cells=cells)
 
 
 def baseline_changes(old: Baseline, new: Baseline) -> list[str]:
