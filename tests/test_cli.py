@@ -52,6 +52,24 @@ def test_golden_run_in_process(tmp_path, monkeypatch, capsys):
     )
 
 
+def test_explain_adds_the_analysis_after_the_seeds_output(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main([*FIXTURE_ARGS, "--evidence-dir", "ch07_workshop_evidence", "--explain"]) == 0
+    out = capsys.readouterr().out
+    golden = (GOLDEN / "console.txt").read_text(encoding="utf-8")
+    steps_1_to_3 = golden[: golden.index("\nSTEP 4")]
+    assert out.startswith(steps_1_to_3 + "\nWhy, and what next\n")
+    assert "Failures by reason: invalid_json 3 (v1_goal_only 3); missing_fields 1 (v2_json_contract 1)" in out
+    assert "Next route: v1_goal_only -> Prompt; v2_json_contract -> Structured output" in out
+    assert out.endswith("ch07_workshop_evidence/README.md\nch07_workshop_evidence/next_steps.md\n")
+    pack = tmp_path / "ch07_workshop_evidence"
+    seed_list = (GOLDEN / "failure_cases.md").read_text(encoding="utf-8")
+    assert (pack / "failure_cases.md").read_text(encoding="utf-8").startswith(seed_list + "\n## Failures by reason")
+    for name in ("token_trace.json", "prompt_eval.csv", "route_decisions.json"):
+        assert (pack / name).read_bytes() == (GOLDEN / name).read_bytes()
+    assert "Recommended next route: Structured output" in (pack / "next_steps.md").read_text(encoding="utf-8")
+
+
 def test_run_twice_replaces_the_pack(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main([*FIXTURE_ARGS, "--evidence-dir", "out"]) == 0

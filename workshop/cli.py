@@ -7,7 +7,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from workshop.console import route_line, token_line, version_line
+from workshop.analysis import analyse
+from workshop.console import analysis_lines, route_line, token_line, version_line
 from workshop.errors import WorkshopError
 from workshop.evaluation import best_version, evaluate_all, score_versions
 from workshop.evidence import ReadmeInfo, render_pack, write_pack
@@ -36,14 +37,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--evidence-dir", type=Path, default=DEFAULT_EVIDENCE_DIR, help="evidence pack folder (default: %(default)s)"
     )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="also explain the failures (why, what changed between versions, what to do next) in the terminal, "
+        "failure_cases.md and next_steps.md; without it the output is exactly the seed workshop's",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     schemas = commands.add_parser("schemas", help="write the JSON Schemas of the fixture files")
     schemas.add_argument("--dir", type=Path, default=DEFAULT_SCHEMA_DIR, help="output folder (default: %(default)s)")
     return parser
 
 
-def run(cases: Path, prompts: Path, evidence_dir: Path) -> None:
-    """Print the seed's STEP 1 to STEP 4 and write the evidence pack."""
+def run(cases: Path, prompts: Path, evidence_dir: Path, explain: bool = False) -> None:
+    """Print the seed's STEP 1 to STEP 4 and write the evidence pack (with ``explain``, the analysis too)."""
     fixtures = load_fixtures(cases, prompts)
     traces = [trace_text(case.id, case.user_input) for case in fixtures.cases]
     print("STEP 1: Token and vector trace")
@@ -61,7 +68,16 @@ def run(cases: Path, prompts: Path, evidence_dir: Path) -> None:
     for decision in decisions:
         print(route_line(decision))
 
-    files = render_pack(traces, results, decisions, ReadmeInfo(RUN_COMMAND), best_version(scores))
+    analysis = None
+    if explain:
+        routes = {decision.case_id: decision.first_route for decision in decisions}
+        versions = [version.name for version in fixtures.versions]
+        analysis = analyse(results, (), fixtures.cases, routes, fixtures.guide, versions)
+        print("\nWhy, and what next")
+        for line in analysis_lines(analysis):
+            print(line)
+    readme = ReadmeInfo(RUN_COMMAND + (" --explain" if explain else ""))
+    files = render_pack(traces, results, decisions, readme, best_version(scores), analysis=analysis)
     write_pack(evidence_dir, files)
     print("\nSTEP 4: Evidence files")
     for name in files:
@@ -76,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in write_schemas(args.dir):
                 print(path.as_posix())
         else:
-            run(args.cases, args.prompts, args.evidence_dir)
+            run(args.cases, args.prompts, args.evidence_dir, args.explain)
     except WorkshopError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
