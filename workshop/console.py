@@ -5,6 +5,7 @@ from __future__ import annotations
 from workshop.analysis import Analysis
 from workshop.evaluation import VersionScore
 from workshop.routes import RouteDecision
+from workshop.text import some
 from workshop.tokens import TokenTrace
 
 SHOWN_TOKENS = 8
@@ -42,9 +43,9 @@ def analysis_lines(analysis: Analysis) -> list[str]:
     for diff in analysis.diffs:
         said = []
         if diff.fixed:
-            said.append("fixes " + ", ".join(case for case, _ in diff.fixed))
+            said.append("fixes " + some([case for case, _ in diff.fixed]))
         if diff.broken:
-            said.append("BREAKS " + ", ".join(case for case, _ in diff.broken))
+            said.append("BREAKS " + some([case for case, _ in diff.broken]))
         if said:
             changes.append(f"{diff.version} {' and '.join(said)} over {diff.previous}")
     if changes:

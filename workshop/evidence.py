@@ -23,7 +23,7 @@ from workshop.analysis import Analysis
 from workshop.errors import EvidenceError
 from workshop.evaluation import EvalResult, VersionScore
 from workshop.routes import RouteDecision
-from workshop.text import one_line
+from workshop.text import one_line, some
 from workshop.tokens import TokenTrace
 
 TOKEN_TRACE = "token_trace.json"
@@ -36,6 +36,9 @@ NEXT_STEPS = "next_steps.md"
 SEED_FILES = (TOKEN_TRACE, PROMPT_EVAL, ROUTE_DECISIONS, FAILURE_CASES, README)
 PACK_FILES = frozenset((*SEED_FILES, NEXT_STEPS, SUMMARY))
 """Every file name a pack may hold: a folder holding anything else is not replaced."""
+
+CELLS_SHOWN = 50
+"""Cells named in the analysis before "and N more"; every row is in prompt_eval.csv."""
 
 CSV_FIELDS = ("prompt_version", "case_id", "passed", "reason", "raw_output")
 
@@ -100,14 +103,19 @@ def _analysis_lines(analysis: Analysis) -> list[str]:
             if group.why:
                 lines.append(f"Why it happens: {group.why}  ")
             lines.append(f"Next change ({group.route or 'not a prompt change'}): {group.next_change}  ")
-            lines.append("Cells: " + ", ".join(f"{_cell(v)} / {_cell(c)}" for v, c, _ in group.cells))
+            cells = [f"{_cell(v)} / {_cell(c)}" for v, c, _ in group.cells]
+            lines.append(
+                "Cells: " + some(cells, CELLS_SHOWN) + (" (all in prompt_eval.csv)" if len(cells) > CELLS_SHOWN else "")
+            )
     if analysis.diffs:
         lines += ["", "## Version to version", "", "| version | compared with | fixed | broke | reason changed |"]
         lines.append("|---|---|---|---|---|")
         for diff in analysis.diffs:
-            fixed = ", ".join(_cell(case) for case, _ in diff.fixed) or "none"
-            broken = ", ".join(f"{_cell(case)} ({_cell(reason)})" for case, reason in diff.broken) or "none"
-            changed = ", ".join(f"{_cell(c)} ({_cell(old)} -> {_cell(new)})" for c, old, new in diff.changed) or "none"
+            fixed = some([_cell(case) for case, _ in diff.fixed], CELLS_SHOWN) or "none"
+            broken = some([f"{_cell(case)} ({_cell(reason)})" for case, reason in diff.broken], CELLS_SHOWN) or "none"
+            changed = (
+                some([f"{_cell(c)} ({_cell(a)} -> {_cell(b)})" for c, a, b in diff.changed], CELLS_SHOWN) or "none"
+            )
             lines.append(f"| {diff.version} | {diff.previous} | {fixed} | {broken} | {changed} |")
     if analysis.review:
         lines += ["", "## Human-review boundary", ""]
@@ -130,7 +138,7 @@ def render_next_steps(analysis: Analysis) -> bytes:
         lines.append(f"Recommended next route: {step.route or 'fix the run first (no prompt change)'}")
         lines.append("")
         for advice in step.advice:
-            cases = ", ".join(_cell(case) for case in advice.cases)
+            cases = some([_cell(case) for case in advice.cases], CELLS_SHOWN)
             lines.append(f"- {_cell(advice.topic)} ({cases}): {advice.next_change}")
     return _encode("\n".join(lines) + "\n")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from workshop.errors import WorkshopError
@@ -29,7 +29,17 @@ class Completion:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data."""
-        return asdict(self)
+        # spelled out: dataclasses.asdict deep-copies, and this runs once per trial
+        return {
+            "text": self.text,
+            "model": self.model,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "latency_s": self.latency_s,
+            "refusal": self.refusal,
+            "truncated": self.truncated,
+            "replayed": self.replayed,
+        }
 
 
 class ProviderError(WorkshopError):

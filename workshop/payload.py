@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,7 +25,15 @@ class Payload:
 
     def as_dict(self) -> dict[str, Any]:
         """The payload as the seed's dict, keys in the seed's order."""
-        return dataclasses.asdict(self)
+        # spelled out: dataclasses.asdict deep-copies, and this runs once per evaluation
+        return {
+            "model": self.model,
+            "input": self.input,
+            "max_output_tokens": self.max_output_tokens,
+            "temperature": self.temperature,
+            "prompt_version": self.prompt_version,
+            "instructions": self.instructions,
+        }
 
 
 def build_payload(case: Case, version: PromptVersion, environ: Mapping[str, str] = os.environ) -> Payload:

@@ -17,6 +17,7 @@ from workshop import report as html_report
 from workshop.calls import Prefetcher
 from workshop.console import analysis_lines, version_line
 from workshop.errors import WorkshopError
+from workshop.evaluation import EvalResult
 from workshop.model import ProviderError
 from workshop.settings import add_options, read_settings
 from workshop.suite import Cell, EvalSuite, RunCollector, RunReport
@@ -43,8 +44,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # controller only: workers write no files
         metadata = run_metadata(suite.fixtures, config.rootpath, config.invocation_params.args)
         collector = RunCollector(suite, config.getoption("keyword") or None, metadata)
-        _default_html_report(config, settings.html_report)
-    config.pluginmanager.register(ActiveSuite(suite, collector), "workshop-suite")
+    _default_html_report(config, settings.html_report)
+    html_on = config.pluginmanager.hasplugin("html") and bool(config.getoption("htmlpath", None))
+    active = ActiveSuite(suite, collector, html_on, settings.html_full_rows)
+    config.pluginmanager.register(active, "workshop-suite")
 
 
 def _default_html_report(config: pytest.Config, path: Path | None) -> None:
@@ -104,9 +107,18 @@ def _wait_with_progress(config: pytest.Config, prefetcher: Prefetcher) -> None:
 class ActiveSuite:
     """Hooks of a configured run; registered by `pytest_configure`."""
 
-    def __init__(self, suite: EvalSuite, collector: RunCollector | None) -> None:
+    def __init__(self, suite: EvalSuite, collector: RunCollector | None, html_on: bool, full_rows: int) -> None:
         self.suite = suite
         self.collector = collector
+        self.html_on = html_on
+        self.full_rows = full_rows
+        self.eval_count = 0
+
+    @property
+    def fold(self) -> bool:
+        """Above ``html_full_rows`` evaluations, passing ones live in the matrix and the pack, not as report rows:
+        a report of tens of thousands of rows takes a browser too long to open."""
+        return self.html_on and self.eval_count > self.full_rows
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         cases = self.suite.fixtures.cases
@@ -141,6 +153,7 @@ class ActiveSuite:
             pytest.fail(f"provider_error: {cell.version.name} / {cell.case.id}: {exc}", pytrace=False)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.eval_count = sum(1 for item in session.items if _cell(item) is not None)
         if self.collector is not None:
             self.collector.select(item.nodeid for item in session.items)
 
@@ -148,6 +161,7 @@ class ActiveSuite:
     def pytest_xdist_node_collection_finished(self, node: object, ids: Sequence[str]) -> None:
         if self.collector is not None:
             self.collector.select(ids)
+            self.eval_count = len(self.collector.selected)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -163,8 +177,8 @@ class ActiveSuite:
         if result is not None:
             # plain JSON data: it crosses from xdist workers to the controller in the report
             report.workshop_result = result.to_json()
-            extras = getattr(report, "extras", [])
-            report.extras = [*extras, html_extra(html_report.result_extra_html(result))]
+            if self.html_on and not (self.fold and report.passed):
+                report.extras = [*getattr(report, "extras", []), html_extra(html_report.result_extra_html(result))]
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -172,7 +186,9 @@ class ActiveSuite:
             return
         data = getattr(report, "workshop_result", None)
         if data is not None:
-            self.collector.add(data)
+            # in a serial run the result is right here; from xdist workers it comes as data
+            result = self.suite.result_by_key((data["prompt_version"], data["case_id"]))
+            self.collector.add(result or EvalResult.from_json(data))
         error = getattr(report, "workshop_error", None)
         if error is not None:
             self.collector.add_error(error)
@@ -194,6 +210,7 @@ class ActiveSuite:
             recordings.save()
         if self.collector is None:
             return
+        _one_line_per_failure_at_scale(session.config)
         run = self.collector.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
         if run.pack_error:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
@@ -210,16 +227,41 @@ class ActiveSuite:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        cells[2:2] = html_report.row_cells(getattr(report, "workshop_result", None))
+        result = getattr(report, "workshop_result", None)
+        if result is not None and self.fold and report.passed:
+            cells.clear()  # pytest-html leaves out a row with no cells
+            return
+        cells[2:2] = html_report.row_cells(result)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
         run = self.collector.report if self.collector else None
         if run is not None and (run.results or run.errors):
             fixtures = self.suite.fixtures
-            prefix.append(
-                html_report.summary_matrix(run, [v.name for v in fixtures.versions], [c.id for c in fixtures.cases])
-            )
+            versions, cases = [v.name for v in fixtures.versions], [c.id for c in fixtures.cases]
+            folded = sum(result.passed for result in run.results) if self.fold else 0
+            prefix.append(html_report.summary_matrix(run, versions, cases, folded))
+
+
+MAX_FAILURE_SECTIONS = 200
+"""Above this many failures, pytest's default traceback style gives way to one line per failure."""
+
+
+def _one_line_per_failure_at_scale(config: pytest.Config) -> None:
+    """pytest prints each failure's section by scanning every report of the run, which is quadratic:
+    with thousands of failing cells (``--no-baseline`` on a big suite) it takes minutes. Above
+    `MAX_FAILURE_SECTIONS`, and only if the user chose no ``--tb`` style, show one line per failure;
+    each failure's full message is in ``failure_cases.md`` and the HTML report."""
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is None or config.option.tbstyle != "auto":
+        return
+    failures = len(terminal.stats.get("failed", ()))
+    if failures > MAX_FAILURE_SECTIONS:
+        config.option.tbstyle = "line"
+        terminal.write_line(
+            f"{failures} failures: one line each (pass --tb=short for full sections); "
+            "every message is in the evidence pack and the HTML report"
+        )
 
 
 def _shown(path: Path, base: Path) -> str:

@@ -15,7 +15,7 @@ from workshop.analysis import Analysis
 from workshop.evaluation import EvalResult, VersionScore
 from workshop.gate import CellOutcome, Outcome
 from workshop.suite import RunReport
-from workshop.text import one_line
+from workshop.text import one_line, some
 
 EXTRA_TEXT_LIMIT = 4000
 COLUMNS = (("version", "Prompt version"), ("case", "Case"), ("reason", "Reason"))
@@ -93,9 +93,18 @@ def _usage_cells(score: VersionScore | None, repeats: bool, usage: bool) -> str:
     return cells
 
 
-def summary_matrix(report: RunReport, versions: Sequence[str], cases: Sequence[str]) -> str:
+MATRIX_MAX_CASES = 40
+"""Above this many cases the matrix counts outcomes per version instead of showing a column per case."""
+
+
+def summary_matrix(report: RunReport, versions: Sequence[str], cases: Sequence[str], folded: int = 0) -> str:
     """A versions-by-cases table of outcomes with pass counts (and, for real models, pass rates over
-    repeated trials, tokens and latency per version), and the gate's verdict."""
+    repeated trials, tokens and latency per version), and the gate's verdict.
+
+    ``folded`` passing evaluations have no row in the results table; the matrix says so.
+    """
+    if len(cases) > MATRIX_MAX_CASES:
+        return _outcome_counts(report, versions, folded)
     by_cell = {(o.prompt_version, o.case_id): o for o in report.outcomes}
     errors = {(version, case): error for version, case, error in report.errors}
     scores = {score.version: score for score in report.scores}
@@ -122,6 +131,40 @@ def summary_matrix(report: RunReport, versions: Sequence[str], cases: Sequence[s
     )
 
 
+def _outcome_counts(report: RunReport, versions: Sequence[str], folded: int) -> str:
+    kinds = [outcome for outcome in _CELL_STYLE]
+    counts: dict[str, dict[Outcome, int]] = {version: dict.fromkeys(kinds, 0) for version in versions}
+    for outcome in report.outcomes:
+        counts.setdefault(outcome.prompt_version, dict.fromkeys(kinds, 0))[outcome.outcome] += 1
+    errors: dict[str, int] = {}
+    for version, _, _ in report.errors:
+        errors[version] = errors.get(version, 0) + 1
+    shown = [kind for kind in kinds if any(counts[v][kind] for v in counts)]
+    scores = {score.version: score for score in report.scores}
+    rows = []
+    for version in versions:
+        score = scores.get(version)
+        cells = [version, f"{score.passed}/{score.total}" if score else "not run"]
+        cells += [str(counts[version][kind]) for kind in shown]
+        rows.append([*cells, str(errors.get(version, 0))] if errors else cells)
+    header = ["Prompt version", "Passed", *(_CELL_STYLE[kind][0] for kind in shown)]
+    header += ["ERROR"] if errors else []
+    verdict = report.verdict
+    color = "#1a7f37" if verdict.passed else "#cf222e"
+    note = (
+        f"<p>{folded} passing evaluations are counted here and kept in the evidence pack "
+        "(<code>prompt_eval.csv</code>), not listed as rows below; every other outcome has its row.</p>"
+        if folded
+        else ""
+    )
+    analysis = analysis_html(report.analysis) if report.analysis else ""
+    return (
+        '<div class="workshop-matrix"><h2>Prompt evaluation</h2>'
+        f'<p style="color:{color};font-weight:600">{escape(verdict.summary_line())}</p>'
+        f"{_table('Outcomes per version', header, rows)}{note}{analysis}</div>"
+    )
+
+
 def _table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{escape(cell)}</th>" for cell in header)
     body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
@@ -143,8 +186,8 @@ def analysis_html(analysis: Analysis) -> str:
         parts.append(_table("Failures by reason", ["reason", "count", "by version", "means", "next change"], rows))
     if analysis.diffs:
         rows = [
-            [d.version, d.previous, ", ".join(c for c, _ in d.fixed) or "none",
-             ", ".join(c for c, _ in d.broken) or "none", ", ".join(c for c, _, _ in d.changed) or "none"]
+            [d.version, d.previous, some([c for c, _ in d.fixed], 20) or "none",
+             some([c for c, _ in d.broken], 20) or "none", some([c for c, _, _ in d.changed], 20) or "none"]
             for d in analysis.diffs
         ]  # fmt: skip
         parts.append(
@@ -160,7 +203,7 @@ def analysis_html(analysis: Analysis) -> str:
     if analysis.next_steps:
         rows = [
             [s.version, f"{s.passed}/{s.total}", s.route or "fix the run",
-             " | ".join(f"{a.topic}: {a.next_change}" for a in s.advice)]
+             " | ".join(f"{a.topic} ({len(a.cases)} cases): {a.next_change}" for a in s.advice)]
             for s in analysis.next_steps
         ]  # fmt: skip
         parts.append(_table("Next steps", ["version", "passed", "next route", "why"], rows))

@@ -70,6 +70,12 @@ VALUE_OPTIONS = {
     "max_retries": ValueOption(
         "--max-retries", "retries of a failed model call (the SDK's own)", "2", _at_least(0, int)
     ),
+    "html_full_rows": ValueOption(
+        "--html-full-rows",
+        "above this many evaluations the HTML report keeps rows for failures only (passing ones: matrix and pack)",
+        "2000",
+        _at_least(0, int),
+    ),
     "request_timeout": ValueOption(
         "--request-timeout", "seconds per model call attempt", "60", _at_least(0.001, float)
     ),
@@ -95,6 +101,7 @@ class SuiteSettings:
     min_pass_rate: float = 1.0
     max_retries: int = 2
     request_timeout: float = 60.0
+    html_full_rows: int = 2000
 
     @property
     def gate_mode(self) -> Literal["gate", "off", "update"]:

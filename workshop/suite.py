@@ -159,6 +159,10 @@ class EvalSuite:
         """The result of a cell evaluated in this process, if any."""
         return self._results.get(cell.key)
 
+    def result_by_key(self, key: CellKey) -> EvalResult | None:
+        """The result of (prompt version, case id) if evaluated in this process."""
+        return self._results.get(key)
+
     def error_of(self, cell: Cell) -> str | None:
         """Why a cell has no result (``provider_error: ...``), if its calls failed."""
         return self._errors.get(cell.key)
@@ -244,9 +248,8 @@ class RunCollector:
             if cell_id in self.suite.cells_by_id:
                 self.selected[cell_id] = None
 
-    def add(self, result_data: Mapping[str, Any]) -> None:
-        """Take one result that crossed from a test report."""
-        result = EvalResult.from_json(result_data)
+    def add(self, result: EvalResult) -> None:
+        """Take one result reported by a test."""
         self.results[(result.prompt_version, result.case_id)] = result
 
     def add_error(self, error_data: Mapping[str, Any]) -> None:

@@ -18,3 +18,9 @@ def one_line(text: str) -> str:
 def shorten(text: str, limit: int) -> str:
     """Cut ``text`` to at most ``limit`` characters, marking the cut with an ellipsis."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def some(items: list[str] | tuple[str, ...], limit: int = 10) -> str:
+    """Up to ``limit`` items, comma-separated, then how many more there are."""
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown} and {len(items) - limit} more"
