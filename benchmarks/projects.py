@@ -14,12 +14,12 @@ COMPANIONS += ("failure_guide.json",)
 PREFIXES = ("", "Quick question: ", "Hello! ", "As a beginner, ", "For my team, ", "Honestly, ")
 SUFFIXES = ("", " Thanks.", " Please keep it short.", " This is for a workshop.", " No rush.")
 
-EVAL_TEST = '''
+EVAL_TEST = """
 def test_prompt_version(prompt_cell, eval_suite):
     eval_suite.check(prompt_cell)
-'''
+"""
 
-FLOOR_TEST = '''
+FLOOR_TEST = """
 import json
 import pytest
 
@@ -29,7 +29,7 @@ IDS = json.load(open(__file__.replace(".py", "_ids.json"), encoding="utf-8"))
 @pytest.mark.parametrize("cell", IDS, ids=IDS)
 def test_prompt_version(cell):
     assert True
-'''
+"""
 
 
 def generated_cases(count: int) -> list[dict[str, str]]:

@@ -405,6 +405,21 @@ def test_a_failure_on_a_rag_first_case_gets_the_rag_advice(reason: str) -> None:
     )
 
 
+def test_a_repeated_wrong_intent_on_a_rag_first_case_still_points_to_rag() -> None:
+    # sourced knowledge needs retrieval, not training: RAG first stands over the repeated-failure advice
+    reason = "wrong_intent: learning_plan != solution_choice"
+    results = [cell(V1, "harmless_rag_or_finetune", reason), cell(V2, "harmless_rag_or_finetune", reason)]
+    steps = next_steps(results, [], GUIDE, first_routes(SAFETY), VERSIONS)
+    assert [(step.version, step.route) for step in steps] == [(V1, "RAG"), (V2, "RAG")]
+
+
+def test_a_repeated_wrong_intent_on_a_style_case_points_to_a_fine_tuning_plan() -> None:
+    reason = "wrong_intent: learning_plan != solution_choice"
+    results = [cell(V1, "case_3", reason), cell(V2, "case_3", reason)]
+    steps = next_steps(results, [], GUIDE, first_routes(SEED), VERSIONS)
+    assert [(step.version, step.route) for step in steps] == [(V1, "Fine-tuning plan"), (V2, "Fine-tuning plan")]
+
+
 def test_route_advice_only_replaces_the_reason_types_it_applies_to() -> None:
     results = [cell(V2, "harmless_rag_or_finetune", MISSING)]
     [step] = next_steps(results, [], GUIDE, first_routes(SAFETY), VERSIONS)

@@ -209,11 +209,15 @@ def _advice_for(
     topics: dict[tuple[str, str, str | None], list[str]] = {}
     for _, case_id, reason in failures:
         kind = reason_type(reason)
-        if kind == "wrong_intent" and case_id in repeated:
+        route_advice = guide.route_advice.get(case_routes.get(case_id, ""))
+        if route_advice is not None and kind not in route_advice.applies_to:
+            route_advice = None
+        repeats = kind == "wrong_intent" and case_id in repeated
+        if route_advice is not None and (route_advice.over_repeats or not repeats):
+            key = (f"{kind}, first route {case_routes[case_id]}", route_advice.next_change, route_advice.route)
+        elif repeats:
             repeat = guide.repeated_wrong_intent
             key = ("wrong_intent repeated across versions", repeat.next_change, repeat.route)
-        elif (route_advice := guide.route_advice.get(case_routes.get(case_id, ""))) and kind in route_advice.applies_to:
-            key = (f"{kind}, first route {case_routes[case_id]}", route_advice.next_change, route_advice.route)
         else:
             entry = guide.guide_for(reason)
             key = (kind, entry.next_change, entry.route) if entry else (kind, "Add it to failure_guide.json.", None)

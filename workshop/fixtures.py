@@ -187,6 +187,11 @@ class Advice(FixtureModel):
     applies_to: list[NonEmptyText] = Field(
         default_factory=lambda: ["wrong_intent"], description="Reason types this advice replaces the usual advice for."
     )
+    over_repeats: bool = Field(
+        default=False,
+        description="Stands even when the failure repeats across versions (sourced knowledge needs retrieval, "
+        "not training); otherwise the repeated-failure advice wins.",
+    )
 
 
 class FailureGuide(FixtureFile):

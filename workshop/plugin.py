@@ -310,4 +310,5 @@ def _print_summary(terminal: pytest.TerminalReporter, run: RunReport, base: Path
         missing = len(run.missing) + len(run.errors)
         state = "complete" if run.complete else f"INCOMPLETE: {missing} selected evaluations have no result"
         where = _shown(run.pack[0].parent, base)
-        terminal.write_line(f"Evidence pack: {where} ({len(run.results)} of {run.total} evaluations; {state})")
+        took = f"; written in {run.pack_seconds:.2f} s" if run.pack_seconds is not None else ""
+        terminal.write_line(f"Evidence pack: {where} ({len(run.results)} of {run.total} evaluations; {state}{took})")

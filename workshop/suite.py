@@ -9,6 +9,7 @@ evidence pack and (on request) the baseline.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -221,6 +222,8 @@ class RunReport:
     analysis: Analysis | None = None
     pack: list[Path] = field(default_factory=list)
     pack_error: str | None = None
+    pack_seconds: float | None = None
+    """Time spent analysing, rendering and writing the pack."""
     baseline_changes: tuple[str, ...] | None = None
 
     @property
@@ -277,9 +280,10 @@ class RunCollector:
             interrupted=interrupted,
             keyword=self.keyword,
         )
+        started = time.perf_counter()  # the pack's cost includes its analysis
         report = replace(report, analysis=self._analyse(report))
         if results or errors:
-            report = self._write_pack(report)
+            report = self._write_pack(report, started)
         if suite.settings.update_baseline and results and not interrupted:
             report = self._update_baseline(report)
         self.report = report
@@ -311,7 +315,7 @@ class RunCollector:
             )
         return notes
 
-    def _write_pack(self, report: RunReport) -> RunReport:
+    def _write_pack(self, report: RunReport, started: float) -> RunReport:
         suite = self.suite
         traces = [trace_text(case.id, case.user_input) for case in suite.fixtures.cases]
         routes = decide_routes(suite.fixtures.cases, suite.fixtures.routes)
@@ -323,7 +327,7 @@ class RunCollector:
             paths = write_pack(suite.settings.evidence_dir, files)
         except EvidenceError as exc:
             return replace(report, pack_error=str(exc))
-        return replace(report, pack=paths)
+        return replace(report, pack=paths, pack_seconds=time.perf_counter() - started)
 
     def _update_baseline(self, report: RunReport) -> RunReport:
         suite = self.suite
