@@ -152,7 +152,7 @@ def test_seed_run_outcomes_terminal_and_pack(pytester: pytest.Pytester) -> None:
     assert_lines_in_order(result, golden_step2())
     assert SEED_GATE_LINE in result.stdout.lines
     result.stdout.fnmatch_lines(
-        ["*= prompt evaluation =*", "Evidence pack: reports/evidence (9 of 9 evaluations; complete)"]
+        ["*= prompt evaluation =*", "Evidence pack: reports/evidence (9 of 9 evaluations; complete; written in * s)"]
     )
     # the known failures are xfailed with their recorded reason
     result.stdout.fnmatch_lines(
@@ -223,7 +223,7 @@ def test_k_version_selects_three_evaluations_and_the_pack_says_so(pytester: pyte
     result.assert_outcomes(passed=3, deselected=12)
     assert result.ret == pytest.ExitCode.OK
     assert ran_ids(result) == {eval_id("v3_json_with_boundary", c) for c in CASES}
-    result.stdout.fnmatch_lines(["Evidence pack: reports/evidence (3 of 9 evaluations; complete)"])
+    result.stdout.fnmatch_lines(["Evidence pack: reports/evidence (3 of 9 evaluations; complete; written in * s)"])
 
     pack = root / PACK
     csv_rows = (pack / "prompt_eval.csv").read_bytes().split(b"\r\n")
@@ -271,7 +271,7 @@ def test_xdist_pack_matches_a_serial_run(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-n", "2")
     result.assert_outcomes(passed=11, xfailed=4)
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["*2 workers*", "Evidence pack: reports/evidence (9 of 9 evaluations; complete)"])
+    result.stdout.fnmatch_lines(["*2 workers*", "Evidence pack: reports/evidence (9 of 9 evaluations; complete; written in * s)"])
     assert SEED_GATE_LINE in result.stdout.lines
 
     parallel = snapshot(root / PACK)

@@ -337,7 +337,7 @@ def test_openai_records_then_replays_with_the_server_gone(
             "*model calls: 9/9 done (0 from recordings, 0 failed)*",
             f"Model calls: 9 answered by the model, 0 replayed from recordings, 0 cells failed; "
             f"tokens in/out {total_in}/{total_out}",
-            "Evidence pack: reports/evidence (9 of 9 evaluations; complete)",
+            "Evidence pack: reports/evidence (9 of 9 evaluations; complete; written in * s)",
         ]
     )
 

@@ -18,6 +18,7 @@ from workshop.calls import Prefetcher
 from workshop.console import analysis_lines, version_line
 from workshop.errors import WorkshopError
 from workshop.evaluation import EvalResult
+from workshop.gate import Outcome
 from workshop.model import ProviderError
 from workshop.settings import add_options, read_settings
 from workshop.suite import Cell, EvalSuite, RunCollector, RunReport
@@ -123,7 +124,8 @@ class ActiveSuite:
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         cases = self.suite.fixtures.cases
         if "prompt_cell" in metafunc.fixturenames:
-            metafunc.parametrize("prompt_cell", [pytest.param(cell, id=cell.id) for cell in self.suite.cells])
+            cells = [pytest.param(cell, id=cell.id, marks=self.suite.marks(cell)) for cell in self.suite.cells]
+            metafunc.parametrize("prompt_cell", cells)
         if "workshop_case" in metafunc.fixturenames:
             metafunc.parametrize("workshop_case", [pytest.param(case, id=case.id) for case in cases])
         if "route_case" in metafunc.fixturenames:
@@ -287,6 +289,12 @@ def _print_summary(terminal: pytest.TerminalReporter, run: RunReport, base: Path
             terminal.write_line(f"  {kind}: {cell.prompt_version} / {cell.case_id}: {cell.reason}")
     if verdict.improvements:
         terminal.write_line("  record improvements with `pytest --update-baseline`")
+    for cell in run.outcomes:
+        if cell.outcome is Outcome.KNOWN_FAILURE and cell.recorded_reason != cell.reason:
+            terminal.write_line(
+                f"  known failure, reason changed: {cell.prompt_version} / {cell.case_id}: "
+                f"{cell.recorded_reason} -> {cell.reason}"
+            )
     for version, case_id, error in run.errors:
         terminal.write_line(f"  no result: {version} / {case_id}: {error}")
     trials = [trial for result in run.results for trial in result.trials]

@@ -185,16 +185,33 @@ class EvalSuite:
             recorded_reason=recorded.reason if recorded else None,
         )
 
+    def marks(self, cell: Cell) -> list[pytest.MarkDecorator]:
+        """A known failure's test carries a strict xfail mark that only `KnownFailure` satisfies."""
+        recorded = self._recorded.get(cell.key)
+        if self.settings.gate_mode != "gate" or recorded is None or recorded.passed:
+            return []
+        reason = f"known failure: {recorded.reason}"
+        return [pytest.mark.xfail(reason=reason, strict=True, raises=KnownFailure)]
+
     def check(self, cell: Cell) -> EvalResult:
         """Evaluate a cell and let the gate decide the test: pass, xfail (known failure) or fail."""
         result = self.evaluate(cell)
         judged = self.judge(result)
-        recording = self.settings.update_baseline and not result.passed
-        if judged.outcome is Outcome.KNOWN_FAILURE or recording:
+        if judged.outcome is Outcome.KNOWN_FAILURE:
+            raise KnownFailure(known_failure_reason(judged), pytrace=False)
+        if self.settings.update_baseline and not result.passed:
             pytest.xfail(known_failure_reason(judged))
         if judged.outcome.blocks:
             pytest.fail(failure_message(judged, result.expected_intent, result.raw_output), pytrace=False)
         return result
+
+
+class KnownFailure(pytest.fail.Exception):  # type: ignore[name-defined,misc]
+    """A cell failed as the baseline says it does: its test's xfail mark expects exactly this.
+
+    A `pytest.fail` outcome (not an assertion) so that pytest reports it without building a
+    traceback: with thousands of known failures, tracebacks were most of a run's time.
+    """
 
 
 def cell_id_of(nodeid: str) -> str | None:
