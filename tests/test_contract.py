@@ -403,3 +403,27 @@ def test_reasons_come_from_the_contract_file(tmp_path):
     schema = broken(lambda s: s["properties"]["intent"]["x-reasons"].update(enum="unknown_intent: {value}!"))
     contract = load_contract(write_contract(tmp_path, schema))
     assert validate_output(json.dumps(good(intent="chat")), contract).reason == "unknown_intent: chat!"
+
+
+# --- the per-property fast path agrees with the full walk ---------------------
+
+JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+FIELD_VALUES = st.dictionaries(
+    st.sampled_from([*FIELDS, "extra"]),
+    JSON_SCALARS | st.lists(JSON_SCALARS, max_size=3) | st.sampled_from(["learning_plan", "solution_choice", 0.5]),
+)
+
+
+@given(FIELD_VALUES)
+def test_conforms_agrees_with_jsonschema_on_the_real_contract(data):
+    assert CONTRACT.conforms(data) is bool(CONTRACT.validator.is_valid(data))
+    assert CONTRACT.conforms(data) is bool(CONTRACT.validator.is_valid(data)), "memoised answer is the same"
+
+
+@given(FIELD_VALUES)
+def test_a_root_with_other_keywords_takes_the_full_walk(data):
+    from workshop.contract import Contract
+
+    closed = Contract({**SCHEMA, "additionalProperties": False})
+    assert closed._property_validators is None
+    assert closed.conforms(data) is bool(closed.validator.is_valid(data))

@@ -271,7 +271,9 @@ def test_xdist_pack_matches_a_serial_run(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("-n", "2")
     result.assert_outcomes(passed=11, xfailed=4)
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["*2 workers*", "Evidence pack: reports/evidence (9 of 9 evaluations; complete; written in * s)"])
+    result.stdout.fnmatch_lines(
+        ["*2 workers*", "Evidence pack: reports/evidence (9 of 9 evaluations; complete; written in * s)"]
+    )
     assert SEED_GATE_LINE in result.stdout.lines
 
     parallel = snapshot(root / PACK)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
@@ -31,8 +31,7 @@ REASONS_KEYWORD = "x-reasons"
 _NESTING_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     """What the validator decided about one raw output."""
 
     ok: bool
@@ -51,11 +50,23 @@ class Contract:
     intents: tuple[str, ...] = field(init=False)
     # property -> (jsonschema keyword -> reason template), in contract order
     reasons: Mapping[str, Mapping[str, str]] = field(init=False, repr=False)
+    # property -> a validator of its subschema, when the root is simple enough to check per property
+    _property_validators: Mapping[str, Any] | None = field(init=False, repr=False, compare=False)
+    _memo: dict[tuple[str, type, Any], bool] = field(init=False, repr=False, compare=False)
+    _required: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         properties = self.schema.get("properties", {})
-        object.__setattr__(self, "validator", Draft202012Validator(self.schema))
+        validator = Draft202012Validator(self.schema)
+        object.__setattr__(self, "validator", validator)
+        simple_root = all(key in _PER_PROPERTY_ROOT_KEYWORDS or key.startswith("x-") for key in self.schema)
+        by_property = (
+            {name: validator.evolve(schema=spec) for name, spec in properties.items()} if simple_root else None
+        )
+        object.__setattr__(self, "_property_validators", by_property)
+        object.__setattr__(self, "_memo", {})
         object.__setattr__(self, "required", tuple(self.schema.get("required", ())))
+        object.__setattr__(self, "_required", frozenset(self.required))
         object.__setattr__(self, "intents", tuple(properties.get("intent", {}).get("enum", ())))
         object.__setattr__(
             self,
@@ -65,6 +76,49 @@ class Contract:
                 for name, spec in properties.items()
             },
         )
+
+    def conforms(self, data: dict[str, Any]) -> bool:
+        """True if ``data`` (a parsed object) meets the contract; jsonschema decides.
+
+        Where the root only says ``type``, ``required`` and ``properties``, an object is
+        valid exactly when its required fields are there and each property's value is valid
+        under that property's subschema. Those checks use validators compiled once, and a
+        scalar value's verdict is remembered (by property, type and value: answers repeat the
+        same intents, flags and confidences), which makes validation about ten times cheaper
+        than walking the whole schema for every answer.
+        """
+        validators = self._property_validators
+        if validators is None:
+            return bool(self.validator.is_valid(data))
+        if not self._required.issubset(data):
+            return False
+        memo = self._memo
+        for name, value in data.items():
+            check = validators.get(name)
+            if check is None:
+                continue  # the root sets no rule for other properties
+            kind = type(value)
+            if kind not in _SCALARS:
+                if not check.is_valid(value):
+                    return False
+                continue
+            key = (name, kind, value)
+            verdict = memo.get(key)
+            if verdict is None:
+                if len(memo) >= _MEMO_LIMIT:
+                    memo.clear()
+                verdict = memo[key] = bool(check.is_valid(value))
+            if not verdict:
+                return False
+        return True
+
+
+# Root keywords `Contract.conforms` can check property by property; any other sends it the long way.
+_PER_PROPERTY_ROOT_KEYWORDS = frozenset(
+    {"$schema", "$id", "$comment", "title", "description", "type", "required", "properties"}
+)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_MEMO_LIMIT = 65_536
 
 
 def contract_problems(schema: Any, path: Path) -> list[Problem]:
@@ -135,17 +189,20 @@ def parse_output(raw: str, max_bytes: int = DEFAULT_MAX_BYTES, max_depth: int = 
             raise ValueError(f"output is {size} bytes, over the {max_bytes}-byte limit")
     if raw.count("[") + raw.count("{") > max_depth and _nesting_depth(raw) > max_depth:
         raise ValueError(f"nested deeper than {max_depth} levels")
+    if raw.startswith("\ufeff"):  # as json.loads says it; the decoder alone would say "Expecting value"
+        raise ValueError("Unexpected UTF-8 BOM (decode using utf-8-sig)")
     try:
-        return json.loads(
-            raw,
-            parse_float=_finite_float,
-            parse_constant=reject_constant,
-            object_pairs_hook=reject_duplicate_keys,
-        )
+        return _STRICT_DECODER.decode(raw)
     except json.JSONDecodeError as exc:
         raise ValueError(exc.msg) from None
     except RecursionError:  # the depth check above should make this unreachable
         raise ValueError(f"nested deeper than {max_depth} levels") from None
+
+
+# one decoder for every output: json.loads with hooks would build a new one per call
+_STRICT_DECODER = json.JSONDecoder(
+    parse_float=_finite_float, parse_constant=reject_constant, object_pairs_hook=reject_duplicate_keys
+)
 
 
 def _json_type(value: Any) -> str:
@@ -179,8 +236,10 @@ def validate_output(
         return Verdict(False, f"invalid_json: {exc}")
     if not isinstance(data, dict):
         return Verdict(False, f"not_an_object: got {_json_type(data)}", data)
+    if contract.conforms(data):
+        return Verdict(True, "ok", data)
     errors = list(contract.validator.iter_errors(data))
-    if not errors:
+    if not errors:  # conforms() and the full walk always agree; this keeps the verdict safe if not
         return Verdict(True, "ok", data)
     missing = [name for name in contract.required if name not in data]
     if missing:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from workshop.fixtures import Case, FakeModelRules, FakeReply, PromptVersion, first_match
 from workshop.model import Completion
 from workshop.payload import Payload
+
+# one encoder for every answer (json.dumps with options builds a new one per call); same output
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
 
 
 def infer_intent(text: str, rules: FakeModelRules) -> str:
@@ -16,12 +20,31 @@ def infer_intent(text: str, rules: FakeModelRules) -> str:
     return rules.default_intent if rule is None else rule.intent
 
 
+def _first(lowered: str, rules: tuple[tuple[tuple[str, ...], str], ...], default: str) -> str:
+    for keywords, answer in rules:
+        for keyword in keywords:
+            if keyword in lowered:
+                return answer
+    return default
+
+
+@dataclass(frozen=True, slots=True)
+class _VersionReply:
+    """One version's `FakeReply`, flattened once: the fake model answers thousands of times a run."""
+
+    answer: str
+    prose_text: str
+    scripted: dict[str, str]
+    review_keywords: tuple[str, ...]
+
+
 class FakeModel:
     """Answers each prompt version as its fixture says: prose, contract JSON, or a scripted reply."""
 
     def __init__(self, rules: FakeModelRules, versions: Sequence[PromptVersion]) -> None:
         self._rules = rules
-        self._replies: dict[str, FakeReply] = {version.name: version.fake_model for version in versions}
+        self._intent_rules = tuple((tuple(rule.keywords), rule.intent) for rule in rules.intent_rules)
+        self._replies = {version.name: _flatten(version.fake_model) for version in versions}
 
     def complete(self, payload: Payload, case: Case) -> Completion:
         """Answer ``case`` with the raw output the seed's ``fake_model`` returns."""
@@ -33,23 +56,25 @@ class FakeModel:
             reply = self._replies[payload.prompt_version]
         except KeyError:
             raise ValueError(f"the fake model has no behaviour for prompt version {payload.prompt_version!r}") from None
-        scripted = reply.scripted_replies.get(case.id)
+        scripted = reply.scripted.get(case.id)
         if scripted is not None:
             return scripted
         if reply.answer == "prose":
-            assert reply.prose_text is not None  # FakeReply's validator guarantees it
             return reply.prose_text
-        intent = infer_intent(payload.input, self._rules)
+        lowered = payload.input.lower()
+        rules = self._rules
+        intent = _first(lowered, self._intent_rules, rules.default_intent)
+        needs_review = rules.needs_human_review or any(keyword in lowered for keyword in reply.review_keywords)
         answer = {
             "id": case.id,
             "intent": intent,
-            "action": self._rules.actions[intent],
-            "confidence": self._rules.confidence,
-            "needs_human_review": self._needs_review(reply, payload.input),
+            "action": rules.actions[intent],
+            "confidence": rules.confidence,
+            "needs_human_review": needs_review,
         }
-        return json.dumps(answer, ensure_ascii=False)
+        return _ENCODER.encode(answer)
 
-    def _needs_review(self, reply: FakeReply, text: str) -> bool:
-        if reply.review_rule is not None and reply.review_rule.matches(text.lower()):
-            return True
-        return self._rules.needs_human_review
+
+def _flatten(reply: FakeReply) -> _VersionReply:
+    keywords = tuple(reply.review_rule.keywords) if reply.review_rule is not None else ()
+    return _VersionReply(reply.answer, reply.prose_text or "", dict(reply.scripted_replies), keywords)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from workshop.errors import WorkshopError
 from workshop.fixtures import Case
 from workshop.payload import Payload
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
+class Completion(NamedTuple):
     """One model answer: its raw text and what the call cost."""
 
     text: str
@@ -29,17 +27,7 @@ class Completion:
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON data."""
-        # spelled out: dataclasses.asdict deep-copies, and this runs once per trial
-        return {
-            "text": self.text,
-            "model": self.model,
-            "input_tokens": self.input_tokens,
-            "output_tokens": self.output_tokens,
-            "latency_s": self.latency_s,
-            "refusal": self.refusal,
-            "truncated": self.truncated,
-            "replayed": self.replayed,
-        }
+        return self._asdict()
 
 
 class ProviderError(WorkshopError):

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from workshop.fixtures import Case, PromptVersion
 
 MODEL_ENV = "OPENAI_MODEL"
 
 
-@dataclass(frozen=True, slots=True)
-class Payload:
-    """The seed's request payload; fields in the seed's key order."""
+class Payload(NamedTuple):
+    """The seed's request payload; fields in the seed's key order.
+
+    A NamedTuple, like the other records made once per evaluation: immutable, and about
+    five times cheaper to build than a frozen dataclass.
+    """
 
     model: str
     input: str
@@ -25,15 +27,7 @@ class Payload:
 
     def as_dict(self) -> dict[str, Any]:
         """The payload as the seed's dict, keys in the seed's order."""
-        # spelled out: dataclasses.asdict deep-copies, and this runs once per evaluation
-        return {
-            "model": self.model,
-            "input": self.input,
-            "max_output_tokens": self.max_output_tokens,
-            "temperature": self.temperature,
-            "prompt_version": self.prompt_version,
-            "instructions": self.instructions,
-        }
+        return self._asdict()
 
 
 def build_payload(case: Case, version: PromptVersion, environ: Mapping[str, str] = os.environ) -> Payload:

@@ -13,7 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from workshop.contract import REASONS_KEYWORD, Contract
@@ -144,7 +144,7 @@ class OpenAIProvider:
 
 
 def _with_latency(completion: Completion, seconds: float) -> Completion:
-    return replace(completion, latency_s=round(seconds, 6))
+    return completion._replace(latency_s=round(seconds, 6))
 
 
 class ResponsesProvider(OpenAIProvider):
