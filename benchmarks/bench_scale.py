@@ -14,6 +14,7 @@ Run: ``python -m benchmarks.bench_scale`` (about 8 minutes on 2 cores); results 
 from __future__ import annotations
 
 import argparse
+import gc
 import re
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from typing import Any
 
 from benchmarks.common import markdown_table, median, save
 from benchmarks.projects import floor_project, suite_project
-from benchmarks.seed_checks import seed_evaluations_per_second
+from benchmarks.seed_checks import seed_loop
 from workshop.evaluation import evaluate_all
 from workshop.fake_model import FakeModel
 from workshop.fixtures import load_fixtures
@@ -74,17 +75,23 @@ def _series(label: str, command: list[str], cwd: Path, repeats: int) -> dict[str
 
 
 def _library_rate(project: Path, repeats: int) -> dict[str, float]:
+    """Evaluations per second of the library and of the seed's plain loop, measured turn about so that
+    drift on a shared machine hits both alike; medians of ``2 * repeats + 1`` turns."""
     fixtures = load_fixtures(project / "cases" / "cases.json", project / "cases" / "prompt_versions.json")
     model = FakeModel(fixtures.fake_model, fixtures.versions)
     count = len(fixtures.cases) * len(fixtures.versions)
-    times = []
-    for _ in range(repeats):
+    library, seed = [], []
+    for _ in range(2 * repeats + 1):
+        gc.collect()
         started = time.perf_counter()
         evaluate_all(fixtures, model, environ={})
-        times.append(time.perf_counter() - started)
-    library = count / median(times)
-    seed = seed_evaluations_per_second(fixtures, repeats)
-    return {"library_per_s": round(library), "seed_loop_per_s": round(seed), "ratio": round(library / seed, 3)}
+        library.append(count / (time.perf_counter() - started))
+        gc.collect()
+        started = time.perf_counter()
+        seed_loop(fixtures)
+        seed.append(count / (time.perf_counter() - started))
+    rate, floor = median(library), median(seed)
+    return {"library_per_s": round(rate), "seed_loop_per_s": round(floor), "ratio": round(rate / floor, 3)}
 
 
 def bench(cases: int, repeats: int, base: Path) -> dict[str, Any]:

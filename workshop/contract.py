@@ -52,8 +52,10 @@ class Contract:
     reasons: Mapping[str, Mapping[str, str]] = field(init=False, repr=False)
     # property -> a validator of its subschema, when the root is simple enough to check per property
     _property_validators: Mapping[str, Any] | None = field(init=False, repr=False, compare=False)
-    _memo: dict[tuple[str, type, Any], bool] = field(init=False, repr=False, compare=False)
+    _memo: dict[tuple[Any, ...], bool] = field(init=False, repr=False, compare=False)
     _required: frozenset[str] = field(init=False, repr=False, compare=False)
+    # properties whose subschema says nothing but their type: a str, bool or null value's verdict is its type's
+    _type_only: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         properties = self.schema.get("properties", {})
@@ -64,6 +66,12 @@ class Contract:
             {name: validator.evolve(schema=spec) for name, spec in properties.items()} if simple_root else None
         )
         object.__setattr__(self, "_property_validators", by_property)
+        type_only = {
+            name
+            for name, spec in properties.items()
+            if isinstance(spec, dict) and all(key in _ANNOTATIONS or key.startswith("x-") for key in spec)
+        }
+        object.__setattr__(self, "_type_only", frozenset(type_only))
         object.__setattr__(self, "_memo", {})
         object.__setattr__(self, "required", tuple(self.schema.get("required", ())))
         object.__setattr__(self, "_required", frozenset(self.required))
@@ -102,7 +110,7 @@ class Contract:
                 if not check.is_valid(value):
                     return False
                 continue
-            key = (name, kind, value)
+            key = (name, kind) if kind in _BY_TYPE and name in self._type_only else (name, kind, value)
             verdict = memo.get(key)
             if verdict is None:
                 if len(memo) >= _MEMO_LIMIT:
@@ -118,6 +126,9 @@ _PER_PROPERTY_ROOT_KEYWORDS = frozenset(
     {"$schema", "$id", "$comment", "title", "description", "type", "required", "properties"}
 )
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+# for these Python types the JSON type is the whole story (unlike int/float: 1.0 is an "integer")
+_BY_TYPE = frozenset({str, bool, type(None)})
+_ANNOTATIONS = frozenset({"type", "title", "description", "$comment", "examples", "default"})
 _MEMO_LIMIT = 65_536
 
 

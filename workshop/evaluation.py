@@ -181,6 +181,8 @@ def score_cell(
     case: Case, payload: Payload, completions: Sequence[Completion], contract: Contract, min_pass_rate: float = 1.0
 ) -> EvalResult:
     """Judge each trial's answer and decide the cell."""
+    if len(completions) == 1:  # one trial: no list to build
+        return EvalResult.from_trials(case, payload, (judge_completion(completions[0], case, contract),), min_pass_rate)
     trials = [judge_completion(completion, case, contract) for completion in completions]
     return EvalResult.from_trials(case, payload, trials, min_pass_rate)
 

@@ -28,6 +28,13 @@ def _first(lowered: str, rules: tuple[tuple[tuple[str, ...], str], ...], default
     return default
 
 
+def _contains_any(lowered: str, keywords: tuple[str, ...]) -> bool:
+    for keyword in keywords:  # noqa: SIM110 - any() with a generator costs more, once per answer
+        if keyword in lowered:
+            return True
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class _VersionReply:
     """One version's `FakeReply`, flattened once: the fake model answers thousands of times a run."""
@@ -42,8 +49,11 @@ class FakeModel:
     """Answers each prompt version as its fixture says: prose, contract JSON, or a scripted reply."""
 
     def __init__(self, rules: FakeModelRules, versions: Sequence[PromptVersion]) -> None:
-        self._rules = rules
         self._intent_rules = tuple((tuple(rule.keywords), rule.intent) for rule in rules.intent_rules)
+        self._default_intent = rules.default_intent
+        self._actions = dict(rules.actions)
+        self._confidence = rules.confidence
+        self._review_by_default = rules.needs_human_review
         self._replies = {version.name: _flatten(version.fake_model) for version in versions}
 
     def complete(self, payload: Payload, case: Case) -> Completion:
@@ -62,14 +72,13 @@ class FakeModel:
         if reply.answer == "prose":
             return reply.prose_text
         lowered = payload.input.lower()
-        rules = self._rules
-        intent = _first(lowered, self._intent_rules, rules.default_intent)
-        needs_review = rules.needs_human_review or any(keyword in lowered for keyword in reply.review_keywords)
+        intent = _first(lowered, self._intent_rules, self._default_intent)
+        needs_review = self._review_by_default or _contains_any(lowered, reply.review_keywords)
         answer = {
             "id": case.id,
             "intent": intent,
-            "action": rules.actions[intent],
-            "confidence": rules.confidence,
+            "action": self._actions[intent],
+            "confidence": self._confidence,
             "needs_human_review": needs_review,
         }
         return _ENCODER.encode(answer)
