@@ -15,8 +15,8 @@ PREFIXES = ("", "Quick question: ", "Hello! ", "As a beginner, ", "For my team, 
 SUFFIXES = ("", " Thanks.", " Please keep it short.", " This is for a workshop.", " No rush.")
 
 EVAL_TEST = """
-def test_prompt_version(prompt_cell, eval_suite):
-    eval_suite.check(prompt_cell)
+def test_prompt_version(prompt_cell):
+    prompt_cell.check()
 """
 
 FLOOR_TEST = """

@@ -73,6 +73,19 @@ def _cell(item: pytest.Item) -> Cell | None:
     return callspec.params.get("prompt_cell") if callspec else None
 
 
+def _set_outcome(report: pytest.TestReport, outcome: tuple[str, str] | None) -> None:
+    """The gate's verdict as the test's outcome, set on the report as pytest's own xfail does."""
+    if outcome is None:
+        return
+    kind, text = outcome
+    if kind == "xfail":
+        report.outcome = "skipped"
+        report.wasxfail = text
+    else:
+        report.outcome = "failed"
+        report.longrepr = text
+
+
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -124,8 +137,7 @@ class ActiveSuite:
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
         cases = self.suite.fixtures.cases
         if "prompt_cell" in metafunc.fixturenames:
-            cells = [pytest.param(cell, id=cell.id, marks=self.suite.marks(cell)) for cell in self.suite.cells]
-            metafunc.parametrize("prompt_cell", cells)
+            metafunc.parametrize("prompt_cell", [pytest.param(cell, id=cell.id) for cell in self.suite.cells])
         if "workshop_case" in metafunc.fixturenames:
             metafunc.parametrize("workshop_case", [pytest.param(case, id=case.id) for case in cases])
         if "route_case" in metafunc.fixturenames:
@@ -176,6 +188,8 @@ class ActiveSuite:
             if error is not None:
                 report.workshop_error = {"prompt_version": cell.version.name, "case_id": cell.case.id, "error": error}
         result = self.suite.result_of(cell) if cell is not None and report.when == "call" else None
+        if result is not None and report.passed:
+            _set_outcome(report, self.suite.test_outcome(cell))  # type: ignore[arg-type]
         if result is not None:
             # plain JSON data: it crosses from xdist workers to the controller in the report
             report.workshop_result = result.to_json()

@@ -15,8 +15,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from workshop.analysis import Analysis, analyse
 from workshop.calls import CallKey, Prefetcher
 from workshop.errors import EvidenceError
@@ -57,6 +55,11 @@ class Cell:
 
     version: PromptVersion
     case: Case
+    suite: EvalSuite = field(compare=False, repr=False)
+
+    def check(self) -> EvalResult:
+        """Evaluate this cell; the gate's verdict becomes the test's outcome (see `EvalSuite.check`)."""
+        return self.suite.check(self)
 
     @property
     def id(self) -> str:
@@ -84,12 +87,13 @@ class EvalSuite:
         self.baseline = baseline
         self.environ = environ
         self.model = FakeModel(fixtures.fake_model, fixtures.versions)
-        self.cells = [Cell(version, case) for version in fixtures.versions for case in fixtures.cases]
+        self.cells = [Cell(version, case, self) for version in fixtures.versions for case in fixtures.cases]
         self.cells_by_id = {cell.id: cell for cell in self.cells}
         self._cells_by_key = {cell.key: cell for cell in self.cells}
         self._recorded = baseline.lookup()
         self._results: dict[CellKey, EvalResult] = {}
         self._errors: dict[CellKey, str] = {}
+        self._judged: dict[CellKey, CellOutcome] = {}
         self.recordings: RecordingStore | None = None
         self.prefetcher: Prefetcher | None = None
         if settings.provider != "fake":
@@ -185,33 +189,27 @@ class EvalSuite:
             recorded_reason=recorded.reason if recorded else None,
         )
 
-    def marks(self, cell: Cell) -> list[pytest.MarkDecorator]:
-        """A known failure's test carries a strict xfail mark that only `KnownFailure` satisfies."""
-        recorded = self._recorded.get(cell.key)
-        if self.settings.gate_mode != "gate" or recorded is None or recorded.passed:
-            return []
-        reason = f"known failure: {recorded.reason}"
-        return [pytest.mark.xfail(reason=reason, strict=True, raises=KnownFailure)]
-
     def check(self, cell: Cell) -> EvalResult:
-        """Evaluate a cell and let the gate decide the test: pass, xfail (known failure) or fail."""
+        """Evaluate a cell and judge it against the baseline; `test_outcome` then says what its test reports.
+
+        Nothing is raised here: the plugin sets the outcome on the test's report, as pytest's own
+        xfail does, so that thousands of failing or known-failing cells cost no tracebacks.
+        """
         result = self.evaluate(cell)
-        judged = self.judge(result)
-        if judged.outcome is Outcome.KNOWN_FAILURE:
-            raise KnownFailure(known_failure_reason(judged), pytrace=False)
-        if self.settings.update_baseline and not result.passed:
-            pytest.xfail(known_failure_reason(judged))
-        if judged.outcome.blocks:
-            pytest.fail(failure_message(judged, result.expected_intent, result.raw_output), pytrace=False)
+        self._judged[cell.key] = self.judge(result)
         return result
 
-
-class KnownFailure(pytest.fail.Exception):  # type: ignore[name-defined,misc]
-    """A cell failed as the baseline says it does: its test's xfail mark expects exactly this.
-
-    A `pytest.fail` outcome (not an assertion) so that pytest reports it without building a
-    traceback: with thousands of known failures, tracebacks were most of a run's time.
-    """
+    def test_outcome(self, cell: Cell) -> tuple[str, str] | None:
+        """What a checked cell's test reports: ``("xfail", reason)``, ``("fail", message)`` or None (pass)."""
+        judged = self._judged.get(cell.key)
+        if judged is None:
+            return None
+        if judged.outcome is Outcome.KNOWN_FAILURE or (self.settings.update_baseline and not judged.passed):
+            return ("xfail", known_failure_reason(judged))
+        if judged.outcome.blocks:
+            result = self._results[cell.key]
+            return ("fail", failure_message(judged, result.expected_intent, result.raw_output))
+        return None
 
 
 def cell_id_of(nodeid: str) -> str | None:
