@@ -194,7 +194,8 @@ class ActiveSuite:
             # plain JSON data: it crosses from xdist workers to the controller in the report
             report.workshop_result = result.to_json()
             if self.html_on and not (self.fold and report.passed):
-                report.extras = [*getattr(report, "extras", []), html_extra(html_report.result_extra_html(result))]
+                extra = html_report.result_extra_html(result, with_payload=not self.fold)
+                report.extras = [*getattr(report, "extras", []), html_extra(extra)]
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -205,6 +206,8 @@ class ActiveSuite:
             # in a serial run the result is right here; from xdist workers it comes as data
             result = self.suite.result_by_key((data["prompt_version"], data["case_id"]))
             self.collector.add(result or EvalResult.from_json(data))
+            # pytest keeps every report to the end: keep only what the HTML row needs
+            report.workshop_result = {key: data[key] for key in ("prompt_version", "case_id", "reason")}
         error = getattr(report, "workshop_error", None)
         if error is not None:
             self.collector.add_error(error)

@@ -49,9 +49,13 @@ def _shorten(text: str, limit: int = EXTRA_TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit} more characters)"
 
 
-def result_extra_html(result: EvalResult) -> str:
-    """The request payload and raw model output of one evaluation, shown as text."""
-    payload = json.dumps(result.payload.as_dict(), indent=2, ensure_ascii=False)
+def result_extra_html(result: EvalResult, with_payload: bool = True) -> str:
+    """The request payload and raw model output of one evaluation, shown as text.
+
+    At scale the payload is left out (``with_payload=False``): it is the fixtures' text, the
+    same for every case of a version, and it doubles the report's size.
+    """
+    payload = json.dumps(result.payload.as_dict(), indent=2, ensure_ascii=False) if with_payload else ""
     answered = result.shown_trial.completion
     facts = [f"expected intent: {result.expected_intent}"]
     if len(result.trials) > 1:
@@ -62,12 +66,10 @@ def result_extra_html(result: EvalResult) -> str:
         facts.append(f"tokens in/out: {result.input_tokens}/{result.output_tokens}")
     if answered.replayed:
         facts.append("replayed from a recording")
+    shown_payload = f"<p><strong>Request payload</strong></p><pre>{escape(_shorten(payload))}</pre>" if payload else ""
     return (
-        '<div class="workshop-extra">'
-        f"<p>{escape('; '.join(facts))}</p>"
-        f"<p><strong>Request payload</strong></p><pre>{escape(_shorten(payload))}</pre>"
-        f"<p><strong>Raw model output</strong></p><pre>{escape(_shorten(result.raw_output))}</pre>"
-        "</div>"
+        f'<div class="workshop-extra"><p>{escape("; ".join(facts))}</p>{shown_payload}'
+        f"<p><strong>Raw model output</strong></p><pre>{escape(_shorten(result.raw_output))}</pre></div>"
     )
 
 
