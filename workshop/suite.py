@@ -144,10 +144,9 @@ class EvalSuite:
         except ProviderError as exc:
             self._errors[cell.key] = f"provider_error: {exc}"
             raise
-        self._results[cell.key] = self._score(cell, completions)
+        self._results[cell.key] = self._score(cell, self.payload(cell), completions)
 
-    def _score(self, cell: Cell, completions: list[Completion]) -> EvalResult:
-        payload = self.payload(cell)
+    def _score(self, cell: Cell, payload: Payload, completions: list[Completion]) -> EvalResult:
         return score_cell(cell.case, payload, completions, self.fixtures.contract, self.settings.min_pass_rate)
 
     def evaluate(self, cell: Cell) -> EvalResult:
@@ -157,7 +156,7 @@ class EvalSuite:
         if cell.key not in self._results:  # the fake model answers here, when the test runs
             payload = self.payload(cell)
             completions = [self.model.complete(payload, cell.case) for _ in range(self.settings.repeat)]
-            self._results[cell.key] = self._score(cell, completions)
+            self._results[cell.key] = self._score(cell, payload, completions)
         return self._results[cell.key]
 
     def result_of(self, cell: Cell) -> EvalResult | None:
@@ -176,6 +175,11 @@ class EvalSuite:
         """Stop background calls."""
         if self.prefetcher is not None:
             self.prefetcher.close()
+
+    def judged(self, result: EvalResult) -> CellOutcome:
+        """The verdict given when the cell's test ran in this process, or a fresh one (xdist results)."""
+        known = self._judged.get((result.prompt_version, result.case_id))
+        return known if known is not None else self.judge(result)
 
     def judge(self, result: EvalResult) -> CellOutcome:
         """Compare a result with the baseline (or not, with ``--no-baseline``)."""
@@ -278,7 +282,7 @@ class RunCollector:
         """Judge the run, write the evidence pack and, if asked, the baseline."""
         suite = self.suite
         results = tuple(self.results[cell.key] for cell in suite.cells if cell.key in self.results)
-        outcomes = tuple(suite.judge(result) for result in results)
+        outcomes = tuple(suite.judged(result) for result in results)
         errors = tuple(
             (cell.key[0], cell.key[1], self.errors[cell.key]) for cell in suite.cells if cell.key in self.errors
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,6 +23,7 @@ def tokenize(text: str) -> list[str]:
     return cleaned.split()
 
 
+@lru_cache(maxsize=65_536)  # tokens repeat across cases: hashing each once is most of a big trace's cost
 def token_id(token: str) -> int:
     """Map a token to a stable id in ``[0, 10000)`` from its SHA-1 digest."""
     # surrogatepass: tokens come from any str; isalnum() drops lone surrogates,
