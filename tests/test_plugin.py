@@ -774,3 +774,27 @@ def test_a_crashed_xdist_worker_leaves_a_pack_marked_incomplete(pytester: pytest
     assert len(data["cells"]) == 8
     csv_rows = (root / PACK / "prompt_eval.csv").read_text(encoding="utf-8").splitlines()
     assert len(csv_rows) == 1 + 8
+
+
+def test_html_report_at_scale_keeps_rows_only_for_what_needs_a_look(pytester: pytest.Pytester) -> None:
+    # above html_full_rows, passes and known failures are counted in the matrix, not listed as rows
+    root = make_project(pytester, html_report=True)
+    edit_json(root / "cases" / "prompt_versions.json", _xss_replies)  # two v3 regressions
+    result = pytester.runpytest("--html-full-rows", "5")
+    result.assert_outcomes(passed=9, failed=2, xfailed=4)
+    text = (root / "reports" / "report.html").read_text(encoding="utf-8")
+    match = re.search(r'<div id="data-container" data-jsonblob="([^"]*)"', text)
+    assert match
+    # pytest-html keeps an empty entry for a test without a row
+    rows = {test for test, entries in json.loads(html.unescape(match.group(1)))["tests"].items() if entries}
+    evaluations = {row for row in rows if "test_prompt_version[" in row}
+    assert evaluations == {
+        "tests/test_prompt_eval.py::test_prompt_version[v3_json_with_boundary-case_1]",
+        "tests/test_prompt_eval.py::test_prompt_version[v3_json_with_boundary-case_2]",
+    }
+    assert "tests/test_prompt_eval.py::test_route[case_1]" in rows, "other tests keep their rows"
+    assert "11 evaluations that passed or failed as the baseline expects are counted here" in text
+    assert "Request payload" not in text, "no payload in row extras at scale"
+    # every evaluation is still in the pack
+    csv_rows = (root / PACK / "prompt_eval.csv").read_text(encoding="utf-8").splitlines()
+    assert len(csv_rows) == 1 + 9

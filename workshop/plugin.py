@@ -86,6 +86,11 @@ def _set_outcome(report: pytest.TestReport, outcome: tuple[str, str] | None) -> 
         report.longrepr = text
 
 
+def _folded(report: pytest.TestReport) -> bool:
+    """At scale, passes and known failures are counted in the matrix, not listed as rows."""
+    return report.passed or hasattr(report, "wasxfail")
+
+
 def _is_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
@@ -130,8 +135,8 @@ class ActiveSuite:
 
     @property
     def fold(self) -> bool:
-        """Above ``html_full_rows`` evaluations, passing ones live in the matrix and the pack, not as report rows:
-        a report of tens of thousands of rows takes a browser too long to open."""
+        """Above ``html_full_rows`` evaluations, passes and known failures live in the matrix and the pack,
+        not as report rows: a report of tens of thousands of rows takes a browser too long to open."""
         return self.html_on and self.eval_count > self.full_rows
 
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
@@ -193,7 +198,7 @@ class ActiveSuite:
         if result is not None:
             # plain JSON data: it crosses from xdist workers to the controller in the report
             report.workshop_result = result.to_json()
-            if self.html_on and not (self.fold and report.passed):
+            if self.html_on and not (self.fold and _folded(report)):
                 extra = html_report.result_extra_html(result, with_payload=not self.fold)
                 report.extras = [*getattr(report, "extras", []), html_extra(extra)]
         return report
@@ -247,7 +252,7 @@ class ActiveSuite:
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
         result = getattr(report, "workshop_result", None)
-        if result is not None and self.fold and report.passed:
+        if result is not None and self.fold and _folded(report):
             cells.clear()  # pytest-html leaves out a row with no cells
             return
         cells[2:2] = html_report.row_cells(result)
@@ -258,10 +263,11 @@ class ActiveSuite:
         if run is not None and (run.results or run.errors):
             fixtures = self.suite.fixtures
             versions, cases = [v.name for v in fixtures.versions], [c.id for c in fixtures.cases]
-            folded = sum(result.passed for result in run.results) if self.fold else 0
+            folded = sum(o.outcome in FOLDED_OUTCOMES for o in run.outcomes) if self.fold else 0
             prefix.append(html_report.summary_matrix(run, versions, cases, folded))
 
 
+FOLDED_OUTCOMES = frozenset({Outcome.PASSED, Outcome.NEW, Outcome.KNOWN_FAILURE})
 MAX_FAILURE_SECTIONS = 200
 """Above this many failures, pytest's default traceback style gives way to one line per failure."""
 

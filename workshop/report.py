@@ -154,8 +154,9 @@ def _outcome_counts(report: RunReport, versions: Sequence[str], folded: int) -> 
     verdict = report.verdict
     color = "#1a7f37" if verdict.passed else "#cf222e"
     note = (
-        f"<p>{folded} passing evaluations are counted here and kept in the evidence pack "
-        "(<code>prompt_eval.csv</code>), not listed as rows below; every other outcome has its row.</p>"
+        f"<p>{folded} evaluations that passed or failed as the baseline expects are counted here and kept in "
+        "the evidence pack (<code>prompt_eval.csv</code>, <code>failure_cases.md</code>), not listed as rows "
+        "below; every regression, improvement, new failure and error has its row.</p>"
         if folded
         else ""
     )
