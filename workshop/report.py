@@ -129,7 +129,18 @@ def summary_matrix(report: RunReport, versions: Sequence[str], cases: Sequence[s
         '<div class="workshop-matrix"><h2>Prompt evaluation</h2>'
         f'<p style="color:{color};font-weight:600">{escape(verdict.summary_line())}</p>'
         '<table style="border-collapse:collapse" border="1" cellpadding="4">'
-        f"<tr><th>Prompt version</th><th>Passed</th>{head}</tr>{''.join(rows)}</table>{analysis}</div>"
+        f"<tr><th>Prompt version</th><th>Passed</th>{head}</tr>{''.join(rows)}</table>"
+        f"{_folded_note(folded)}{analysis}</div>"
+    )
+
+
+def _folded_note(folded: int) -> str:
+    if not folded:
+        return ""
+    return (
+        f"<p>{folded} evaluations that passed or failed as the baseline expects are counted here and kept in "
+        "the evidence pack (<code>prompt_eval.csv</code>, <code>failure_cases.md</code>), not listed as rows "
+        "below; every regression, improvement, new failure and error has its row.</p>"
     )
 
 
@@ -153,13 +164,7 @@ def _outcome_counts(report: RunReport, versions: Sequence[str], folded: int) -> 
     header += ["ERROR"] if errors else []
     verdict = report.verdict
     color = "#1a7f37" if verdict.passed else "#cf222e"
-    note = (
-        f"<p>{folded} evaluations that passed or failed as the baseline expects are counted here and kept in "
-        "the evidence pack (<code>prompt_eval.csv</code>, <code>failure_cases.md</code>), not listed as rows "
-        "below; every regression, improvement, new failure and error has its row.</p>"
-        if folded
-        else ""
-    )
+    note = _folded_note(folded)
     analysis = analysis_html(report.analysis) if report.analysis else ""
     return (
         '<div class="workshop-matrix"><h2>Prompt evaluation</h2>'
