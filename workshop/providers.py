@@ -126,7 +126,7 @@ class OpenAIProvider:
             completion = self._call(client, request)
         except Exception as exc:  # the SDK's errors, and what it lets escape (a non-JSON body)
             raise ProviderError(self._describe(exc)) from None
-        completion = _with_latency(completion, time.perf_counter() - started)
+        completion = completion._replace(latency_s=round(time.perf_counter() - started, 6))
         if not completion.text and completion.refusal is None:
             cut = " (max_output_tokens reached)" if completion.truncated else ""
             raise ProviderError(f"empty output{cut}")
@@ -141,10 +141,6 @@ class OpenAIProvider:
         if self.settings.api_key:  # never let the key reach a report, even inside a server's message
             message = message.replace(self.settings.api_key, "***")
         return message
-
-
-def _with_latency(completion: Completion, seconds: float) -> Completion:
-    return completion._replace(latency_s=round(seconds, 6))
 
 
 class ResponsesProvider(OpenAIProvider):
