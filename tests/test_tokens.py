@@ -187,3 +187,9 @@ def test_pad_batch_shape_and_mask_for_any_texts(texts, max_length):
         assert mask == [1] * len(row) + [0] * (width - len(row))
         assert ids[: len(row)] == row
         assert ids[len(row) :] == [-7] * (width - len(row))
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_the_ascii_fast_path_matches_the_seed(text):
+    assert text.isascii()
+    assert tokenize(text) == "".join(ch.lower() if ch.isalnum() else " " for ch in text).split()
