@@ -40,6 +40,22 @@ class Recording(FixtureModel):
     input_tokens: int | None = None
     output_tokens: int | None = None
 
+    @classmethod
+    def of(cls, completion: Completion, key: str, prompt_version: str, case_id: str, trial: int) -> Recording:
+        """What to keep of a model's answer (the inverse of `completion`, but for latency)."""
+        return cls(
+            key=key,
+            prompt_version=prompt_version,
+            case_id=case_id,
+            trial=trial,
+            output_text=completion.text,
+            refusal=completion.refusal,
+            truncated=completion.truncated,
+            model=completion.model,
+            input_tokens=completion.input_tokens,
+            output_tokens=completion.output_tokens,
+        )
+
     def completion(self) -> Completion:
         """The recorded answer, marked as replayed (it cost no call)."""
         return Completion(
@@ -177,17 +193,6 @@ class Recorder:
                 f"record it with `pytest --provider {self.provider.name} --record-mode new`"
             )
         completion = self.provider.send(request)
-        recording = Recording(
-            key=key,
-            prompt_version=payload.prompt_version,
-            case_id=case.id,
-            trial=trial,
-            output_text=completion.text,
-            refusal=completion.refusal,
-            truncated=completion.truncated,
-            model=completion.model,
-            input_tokens=completion.input_tokens,
-            output_tokens=completion.output_tokens,
-        )
+        recording = Recording.of(completion, key, payload.prompt_version, case.id, trial)
         self.store.put(self.provider.name, payload.model, recording)
         return completion
