@@ -75,7 +75,7 @@ def test_run_twice_replaces_the_pack(tmp_path, monkeypatch, capsys):
     assert main([*FIXTURE_ARGS, "--evidence-dir", "out"]) == 0
     assert main([*FIXTURE_ARGS, "--evidence-dir", "out"]) == 0
     assert (tmp_path / "out" / "prompt_eval.csv").read_bytes() == (GOLDEN / "prompt_eval.csv").read_bytes()
-    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.lock", "out"], "no staging folders left"
 
 
 def test_default_evidence_dir_is_reports_evidence_under_the_cwd(tmp_path, monkeypatch, capsys):

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import csv
 import io
+import multiprocessing
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+from filelock import FileLock
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from workshop.errors import EvidenceError
 from workshop.evaluation import EvalResult, Trial, best_version, evaluate_all, score_versions
-from workshop.evidence import PACK_FILES, ReadmeInfo, render_pack, write_pack
+from workshop.evidence import (
+    FORMULA_TRIGGERS,
+    PACK_FILES,
+    ReadmeInfo,
+    lock_path,
+    render_pack,
+    spreadsheet_safe,
+    write_pack,
+)
 from workshop.fake_model import FakeModel
 from workshop.fixtures import IDENTIFIER_PATTERN, load_fixtures
 from workshop.model import Completion
@@ -43,7 +54,8 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def leftovers(parent: Path, name: str) -> list[str]:
-    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{name}."))
+    """Staging or retired folders beside the pack (the lock file stays, as lock files do)."""
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith(f".{name}.") and p != lock_path(parent / name))
 
 
 PAYLOAD = Payload("m", "input", 1, 0.0, "v", "instructions")
@@ -122,10 +134,36 @@ RESULTS = st.lists(st.builds(result, IDS, IDS, st.booleans(), st.text(), st.text
 def test_csv_parses_back_to_the_same_rows(results):
     content = render_pack([], results, [], ReadmeInfo("x"), None)["prompt_eval.csv"]
     rows = list(csv.reader(io.StringIO(content.decode("utf-8"), newline="")))
+    safe = spreadsheet_safe
     assert rows == [
         ["prompt_version", "case_id", "passed", "reason", "raw_output"],
-        *([r.prompt_version, r.case_id, str(r.passed), r.reason, r.raw_output] for r in results),
+        *(
+            [safe(r.prompt_version), safe(r.case_id), str(r.passed), safe(r.reason), safe(r.raw_output)]
+            for r in results
+        ),
     ]
+    assert not any(cell.startswith(FORMULA_TRIGGERS) for row in rows for cell in row), "no cell is a formula"
+
+
+@given(st.text())
+@example('=HYPERLINK("http://x","y")')
+@example("'=already quoted")
+def test_spreadsheet_safe_changes_only_cells_a_spreadsheet_would_run(text):
+    safe = spreadsheet_safe(text)
+    if text[:1] in FORMULA_TRIGGERS:
+        assert safe == "'" + text
+    else:
+        assert safe == text, "text that is not a formula is kept exactly"
+
+
+@pytest.mark.parametrize(
+    "output",
+    ["=1+1", "+SUM(A1)", "-2+3", "@SUM(1)", "\tx", "\rx", "=cmd|' /C calc'!A0", '=HYPERLINK("http://x","y")'],
+)
+def test_formula_outputs_are_neutralised_in_the_csv(output):
+    content = render_pack([], [result("v", "c", False, "bad: " + output, output)], [], ReadmeInfo("x"), None)
+    rows = list(csv.reader(io.StringIO(content["prompt_eval.csv"].decode("utf-8"), newline="")))
+    assert rows[1] == ["v", "c", "False", "bad: " + output, "'" + output]
 
 
 @given(RESULTS)
@@ -200,7 +238,7 @@ def test_interrupted_first_write_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(KeyboardInterrupt):
         write_pack(target, seed_pack())
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [lock_path(target).name]
 
 
 def test_interrupted_swap_puts_the_previous_pack_back(tmp_path, monkeypatch):
@@ -317,3 +355,48 @@ def test_recovery_keeps_the_previous_pack_if_the_next_write_fails(tmp_path, monk
         write_pack(target, new_pack())
     assert snapshot(target) == before
     assert leftovers(tmp_path, "evidence") == []
+
+
+# --- concurrent writers -------------------------------------------------------
+
+WRITERS = 4
+ROUNDS = 25
+
+
+def _writer_pack(writer: int, round_: int) -> dict[str, bytes]:
+    """A pack whose every file names its writer and round, so a mix of two packs shows."""
+    mark = f"writer {writer} round {round_}\n".encode()
+    return {name: mark * (1 + writer) for name in sorted(PACK_FILES)}
+
+
+def _write_rounds(target: str, writer: int, start: Any) -> None:
+    start.wait()
+    for round_ in range(ROUNDS):
+        write_pack(Path(target), _writer_pack(writer, round_))
+
+
+def _is_one_whole_pack(files: dict[str, bytes]) -> bool:
+    return set(files) == PACK_FILES and len(set(files.values())) == 1
+
+
+def test_concurrent_writers_leave_one_writers_whole_pack(tmp_path):
+    target = tmp_path / "evidence"
+    context = multiprocessing.get_context("spawn")
+    start = context.Event()
+    writers = [context.Process(target=_write_rounds, args=(str(target), k, start)) for k in range(WRITERS)]
+    for process in writers:
+        process.start()
+    start.set()
+    seen = 0
+    while any(process.is_alive() for process in writers):
+        # a reader that takes the writers' lock sees one writer's whole pack, every time
+        with FileLock(lock_path(target)):
+            if target.exists():
+                assert _is_one_whole_pack(snapshot(target))
+                seen += 1
+    for process in writers:
+        process.join()
+    assert [process.exitcode for process in writers] == [0] * WRITERS, "no writer failed"
+    assert _is_one_whole_pack(snapshot(target))
+    assert leftovers(tmp_path, "evidence") == []
+    assert seen > 0

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from filelock import FileLock, Timeout
+
 from workshop.analysis import Analysis
 from workshop.errors import EvidenceError
 from workshop.evaluation import EvalResult, VersionScore
@@ -42,6 +44,10 @@ CELLS_SHOWN = 50
 
 CSV_FIELDS = ("prompt_version", "case_id", "passed", "reason", "raw_output")
 
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
+"""First characters that make a spreadsheet read a CSV cell as a formula (OWASP's CSV injection list,
+plus line feed and NUL as in ASVS 1.2.10)."""
+
 
 def _encode(text: str) -> bytes:
     # A model may answer with lone surrogates, which UTF-8 cannot hold; keep them visible.
@@ -62,12 +68,25 @@ def render_route_decisions(decisions: Sequence[RouteDecision]) -> bytes:
     return _encode(_json_text(decision.model_dump() for decision in decisions))
 
 
+def spreadsheet_safe(text: str) -> str:
+    """``text`` as a CSV cell that no spreadsheet runs as a formula: a leading ``'`` where
+    it starts with a formula trigger (OWASP's advice). Other text is unchanged."""
+    return "'" + text if text.startswith(FORMULA_TRIGGERS) else text
+
+
 def render_prompt_eval(results: Sequence[EvalResult]) -> bytes:
-    """``prompt_eval.csv`` as the seed's `csv.DictWriter` writes it (CRLF rows)."""
+    """``prompt_eval.csv`` as the seed's `csv.DictWriter` writes it (CRLF rows).
+
+    Model output and reasons quoting it are made spreadsheet-safe (`spreadsheet_safe`);
+    ``summary.json`` keeps the exact text.
+    """
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer)
     writer.writerow(CSV_FIELDS)
-    writer.writerows((r.prompt_version, r.case_id, r.passed, r.reason, r.raw_output) for r in results)
+    safe = spreadsheet_safe
+    writer.writerows(
+        (safe(r.prompt_version), safe(r.case_id), r.passed, safe(r.reason), safe(r.raw_output)) for r in results
+    )
     return _encode(buffer.getvalue())
 
 
@@ -190,6 +209,10 @@ def render_pack(
     return files
 
 
+LOCK_TIMEOUT_S = 120.0
+"""How long a run waits for another run to finish writing the same evidence folder."""
+
+
 def _is_replaceable(target: Path) -> bool:
     """A folder may be replaced if it is empty or holds only pack files."""
     return all(entry.is_file() and entry.name in PACK_FILES for entry in target.iterdir())
@@ -204,11 +227,26 @@ def _restore_interrupted_swap(target: Path) -> None:
         os.rename(retired[-1], target)
 
 
-def write_pack(target: Path, files: Mapping[str, bytes]) -> list[Path]:
+def _remove_leftovers(target: Path) -> None:
+    """Staging and retired folders of writers that were killed; only called under the lock,
+    when no other writer can be using them."""
+    for pattern in (f".{target.name}.new-*", f".{target.name}.old-*"):
+        for leftover in target.parent.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def lock_path(target: Path) -> Path:
+    """The lock file that serialises writers of the evidence folder ``target``."""
+    return target.parent / f".{target.name}.lock"
+
+
+def write_pack(target: Path, files: Mapping[str, bytes], lock_timeout_s: float = LOCK_TIMEOUT_S) -> list[Path]:
     """Write ``files`` as the folder ``target``, replacing a previous pack atomically.
 
-    Returns the written paths, in ``files`` order. Refuses to replace a folder that
-    holds anything but pack files, so a mistyped ``--evidence-dir`` cannot delete work.
+    Writers of the same folder take turns (a lock file beside it), so two runs sharing it
+    leave one run's whole pack, never a mix. Returns the written paths, in ``files`` order.
+    Refuses to replace a folder that holds anything but pack files, so a mistyped
+    ``--evidence-dir`` cannot delete work.
     """
     unknown = sorted(set(files) - PACK_FILES)
     if unknown:
@@ -217,7 +255,26 @@ def write_pack(target: Path, files: Mapping[str, bytes]) -> list[Path]:
         raise EvidenceError(f"cannot write the evidence pack to {target}: it is a file, not a folder")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(lock_path(target), timeout=lock_timeout_s)
+        lock.acquire()
+    except Timeout:
+        raise EvidenceError(
+            f"cannot write the evidence pack to {target}: another run held {lock_path(target).name} "
+            f"for {lock_timeout_s:.0f} s"
+        ) from None
+    except OSError as exc:
+        raise EvidenceError(f"cannot write the evidence pack to {target}: {exc.strerror or exc}") from None
+    try:
+        _write_locked(target, files)
+    finally:
+        lock.release()
+    return [target / name for name in files]
+
+
+def _write_locked(target: Path, files: Mapping[str, bytes]) -> None:
+    try:
         _restore_interrupted_swap(target)
+        _remove_leftovers(target)
         if target.exists() and not _is_replaceable(target):
             raise EvidenceError(
                 f"refusing to replace {target}: it holds files that are not part of an evidence pack; "
@@ -238,7 +295,6 @@ def write_pack(target: Path, files: Mapping[str, bytes]) -> list[Path]:
         if isinstance(exc, OSError):
             raise EvidenceError(f"cannot write the evidence pack to {target}: {exc.strerror or exc}") from None
         raise
-    return [target / name for name in files]
 
 
 def _swap_in(staging: Path, target: Path) -> None:

@@ -96,6 +96,8 @@ def summary_data(report: RunReport, run: Mapping[str, Any]) -> dict[str, Any]:
                 "trials": len(r.trials),
                 "input_tokens": r.input_tokens,
                 "output_tokens": r.output_tokens,
+                # exact, where prompt_eval.csv guards spreadsheet formulas
+                "raw_output": r.raw_output,
             }
             for c, r in zip(report.outcomes, report.results, strict=True)
         ],
