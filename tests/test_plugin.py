@@ -62,7 +62,11 @@ LEARNING_CASE = {
 
 def make_project(pytester: pytest.Pytester, *, html_report: bool = False) -> Path:
     """A project like the repository's: the fixtures, the evaluation tests and the plugin's ini options."""
-    root = pytester.path
+    return write_project(pytester.path, html_report=html_report)
+
+
+def write_project(root: Path, *, html_report: bool = False) -> Path:
+    """`make_project` in any folder (for a project run outside pytester)."""
     shutil.copytree(REPO / "cases", root / "cases")
     (root / "tests").mkdir()
     shutil.copyfile(REPO / "tests" / "test_prompt_eval.py", root / "tests" / "test_prompt_eval.py")
