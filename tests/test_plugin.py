@@ -594,6 +594,31 @@ def test_cases_option_with_space_outside_the_project_is_a_clear_usage_error(
     assert not (cases_file.parent.parent / "reports").exists()
 
 
+SPACED = "mes cas d'évaluation/données ü 例"
+
+
+def test_fixture_paths_with_spaces_and_non_ascii_characters_work(pytester: pytest.Pytester) -> None:
+    # fixtures in a folder named with spaces, an apostrophe, accents and CJK; from the ini and from --cases=
+    root = make_project(pytester)
+    shutil.move(root / "cases", root / SPACED)
+    ini = (root / "pyproject.toml").read_text(encoding="utf-8")
+    (root / "pyproject.toml").write_text(ini.replace('"cases/', f'"{SPACED}/'), encoding="utf-8")
+    run_seed(pytester)
+    for name in ("token_trace.json", "prompt_eval.csv", "route_decisions.json"):
+        assert (root / PACK / name).read_bytes() == (GOLDEN / name).read_bytes(), name
+    assert summary(root)["run"]["fixtures"]["cases"]["path"].endswith(f"{SPACED}/cases.json")
+
+    shutil.rmtree(root / PACK)
+    result = pytester.runpytest_subprocess(
+        f"--cases={root / SPACED / 'cases.json'}", "--evidence-dir=reports/é vidence"
+    )
+    result.assert_outcomes(passed=11, xfailed=4)
+    result.stdout.fnmatch_lines(["Evidence pack: reports/é vidence (9 of 9 evaluations; complete*"])
+    assert (root / "reports" / "é vidence" / "prompt_eval.csv").read_bytes() == (
+        GOLDEN / "prompt_eval.csv"
+    ).read_bytes()
+
+
 def test_cases_option_with_space_inside_the_project_works(pytester: pytest.Pytester) -> None:
     make_project(pytester)
     result = pytester.runpytest_subprocess("--cases", "cases/cases.json")
