@@ -273,6 +273,24 @@ def test_non_utf8_bytes(cases_dir):
     assert f"not UTF-8 text (byte 0xe9 at offset {offset})" in message
 
 
+@pytest.mark.parametrize(("encoding", "says"), [("utf-16", "UTF-16"), ("utf-32", "UTF-32")])
+def test_utf16_or_utf32_with_a_byte_order_mark_is_named(cases_dir, encoding, says):
+    path = cases_dir / "cases.json"
+    path.write_bytes(path.read_text(encoding="utf-8").encode(encoding))
+    problem, message = only_problem(cases_dir)
+    assert problem.file == path
+    assert f"{path.as_posix()}: not UTF-8 text: it starts with a {says} byte order mark; save it as UTF-8" in message
+
+
+def test_utf16_without_a_byte_order_mark_is_not_utf8_rather_than_bad_json(cases_dir):
+    # regression: it decoded as UTF-8 with a NUL after every character, then failed as "invalid JSON at line 1"
+    path = cases_dir / "routes.json"
+    path.write_bytes(path.read_text(encoding="utf-8").encode("utf-16-le"))
+    problem, _ = only_problem(cases_dir)
+    assert problem.file == path
+    assert problem.message.startswith("not UTF-8 text: NUL byte at offset 1 (UTF-16 or UTF-32 text")
+
+
 @pytest.mark.parametrize("content", [b"", b"  \n\t"])
 def test_empty_file(cases_dir, content):
     path = cases_dir / "fake_model.json"
@@ -310,6 +328,46 @@ def test_deeply_nested_fixture_is_an_error_not_a_crash(cases_dir):
     (cases_dir / "cases.json").write_text("[" * 100_000, encoding="utf-8")
     problem, _ = only_problem(cases_dir)
     assert "nested too deeply" in problem.message
+
+
+def test_a_contract_hundreds_of_levels_deep_is_an_error_not_a_crash(cases_dir):
+    # regression: JSON parses 500 levels, but checking it as a JSON Schema raised RecursionError (a traceback)
+    deep = "{}"
+    for _ in range(500):
+        deep = '{"not": ' + deep + "}"
+    path = edit(cases_dir, "output_contract.schema.json", lambda d: d["properties"].update(extra=json.loads(deep)))
+    problem, _ = only_problem(cases_dir)
+    assert problem.file == path
+    assert problem.message == "invalid JSON: nested too deeply (more than 64 levels of arrays and objects)"
+
+
+def test_a_value_from_a_huge_file_is_cut_short_in_the_message(cases_dir):
+    # regression: a bad id of megabytes was quoted whole, making an error of megabytes
+    huge = "case 2" * 500_000
+    edit(cases_dir, "cases.json", lambda d: d["cases"][1].update(id=huge))
+    problem, message = only_problem(cases_dir)
+    assert problem.item == f"cases[1] (id {huge[:59] + '…'!r})"
+    assert message.endswith(f"{problem.item}: field 'id': String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]*$'")
+    assert len(message) < 500
+
+
+def test_an_unknown_field_named_with_megabytes_is_shown_cut_in_the_middle(cases_dir):
+    path = edit(cases_dir, "routes.json", lambda d: d.update({"x" * 2_000_000: 1}))
+    problem, message = only_problem(cases_dir)
+    assert problem.field == "x" * 2_000_000, "the problem keeps it whole"
+    shown = "x" * 59 + "…" + "x" * 60
+    assert message.splitlines()[1] == f"  {path.as_posix()}: field {shown!r}: Extra inputs are not permitted"
+
+
+def test_an_error_with_many_problems_lists_twenty_then_counts_the_rest(cases_dir):
+    # regression: thousands of bad items made an error of thousands of lines
+    path = edit(cases_dir, "cases.json", lambda d: d.update(cases=[1] * 35))
+    error = load_error(cases_dir)
+    assert len(error.problems) == 35
+    lines = str(error).splitlines()
+    assert lines[0] == "invalid fixtures (35 problems):"
+    assert lines[1:21] == [f"  {path.as_posix()}: cases[{i}]: {error.problems[i].message}" for i in range(20)]
+    assert lines[21:] == [f"  and 15 more in {path.as_posix()}"]
 
 
 def test_two_broken_files_are_both_reported(cases_dir):

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from workshop.contract import Contract, load_contract
 from workshop.errors import FixtureError, Problem
 from workshop.jsonfile import read_json_file
+from workshop.text import shorten, some
 
 IDENTIFIER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -230,6 +231,19 @@ class Fixtures:
 
 M = TypeVar("M", bound=FixtureModel)
 
+SHOWN_VALUE_CHARS = 60
+"""A value from a fixture is cut to this length where a message quotes it (it may come from a huge file)."""
+
+
+def _shown(value: str) -> str:
+    """A fixture value as a message quotes it: repr, cut to `SHOWN_VALUE_CHARS`."""
+    return repr(shorten(value, SHOWN_VALUE_CHARS))
+
+
+def _listed(values: Sequence[str]) -> str:
+    """Names for a message: the first ten, each cut short, then how many more."""
+    return some([shorten(value, SHOWN_VALUE_CHARS) for value in values])
+
 
 def _item_label(data: Any, loc: Sequence[Any]) -> tuple[str | None, str]:
     """Split a pydantic error location into the list item it is in and the field path."""
@@ -245,7 +259,7 @@ def _item_label(data: Any, loc: Sequence[Any]) -> tuple[str | None, str]:
             if isinstance(element, dict):
                 key = next((k for k in ("id", "name") if isinstance(element.get(k), str)), None)
                 if key:
-                    label += f" ({key} {element[key]!r})"
+                    label += f" ({key} {_shown(element[key])})"
             item, field_start = label, index + 1
             node = element
         elif isinstance(node, dict):
@@ -280,7 +294,7 @@ def _duplicates(path: Path, kind: str, names: Sequence[str], field: str) -> list
     problems = []
     for index, name in enumerate(names):
         if name in seen:
-            message = f"duplicate {field} {name!r} (first used by item {seen[name]})"
+            message = f"duplicate {field} {_shown(name)} (first used by item {seen[name]})"
             problems.append(Problem(path, message, item=f"{kind}[{index}]", field=field))
         seen.setdefault(name, index)
     return problems
@@ -288,13 +302,13 @@ def _duplicates(path: Path, kind: str, names: Sequence[str], field: str) -> list
 
 def _intent_problems(fixtures: Fixtures) -> list[Problem]:
     intents = fixtures.contract.intents
-    not_allowed = f"is not an intent the contract allows ({', '.join(intents)})"
+    not_allowed = f"is not an intent the contract allows ({_listed(intents)})"
     cases_path, fake_path = fixtures.files["cases"], fixtures.files["fake_model"]
     problems = [
         Problem(
             cases_path,
-            f"{case.expected_intent!r} {not_allowed}",
-            item=f"cases[{i}] (id {case.id!r})",
+            f"{_shown(case.expected_intent)} {not_allowed}",
+            item=f"cases[{i}] (id {_shown(case.id)})",
             field="expected_intent",
         )
         for i, case in enumerate(fixtures.cases)
@@ -302,26 +316,26 @@ def _intent_problems(fixtures: Fixtures) -> list[Problem]:
     ]
     rules = fixtures.fake_model
     problems += [
-        Problem(fake_path, f"{rule.intent!r} {not_allowed}", item=f"intent_rules[{i}]", field="intent")
+        Problem(fake_path, f"{_shown(rule.intent)} {not_allowed}", item=f"intent_rules[{i}]", field="intent")
         for i, rule in enumerate(rules.intent_rules)
         if rule.intent not in intents
     ]
     if rules.default_intent not in intents:
-        problems.append(Problem(fake_path, f"{rules.default_intent!r} {not_allowed}", field="default_intent"))
+        problems.append(Problem(fake_path, f"{_shown(rules.default_intent)} {not_allowed}", field="default_intent"))
     for intent in dict.fromkeys([rule.intent for rule in rules.intent_rules] + [rules.default_intent]):
         if intent not in rules.actions:
-            problems.append(Problem(fake_path, f"no action for intent {intent!r}", field="actions"))
+            problems.append(Problem(fake_path, f"no action for intent {_shown(intent)}", field="actions"))
     return problems
 
 
 def _route_problems(fixtures: Fixtures) -> list[Problem]:
     names = fixtures.routes.route_names()
-    not_a_route = f"is not a route in {fixtures.files['routes'].name} ({', '.join(names)})"
+    not_a_route = f"is not a route in {fixtures.files['routes'].name} ({_listed(names)})"
     return [
         Problem(
             fixtures.files["cases"],
-            f"{case.expected_route!r} {not_a_route}",
-            item=f"cases[{i}] (id {case.id!r})",
+            f"{_shown(case.expected_route)} {not_a_route}",
+            item=f"cases[{i}] (id {_shown(case.id)})",
             field="expected_route",
         )
         for i, case in enumerate(fixtures.cases)
@@ -331,28 +345,32 @@ def _route_problems(fixtures: Fixtures) -> list[Problem]:
 
 def _guide_problems(fixtures: Fixtures) -> list[Problem]:
     guide, path = fixtures.guide, fixtures.files["failure_guide"]
-    ladder = ", ".join(guide.ladder)
+    ladder = _listed(guide.ladder)
     problems = [
         Problem(
             path,
-            f"{entry.route!r} is not on the ladder ({ladder})",
-            item=f"reasons[{i}] (type {entry.type!r})",
+            f"{_shown(entry.route)} is not on the ladder ({ladder})",
+            item=f"reasons[{i}] (type {_shown(entry.type)})",
             field="route",
         )
         for i, entry in enumerate(guide.reasons)
         if entry.route is not None and entry.route not in guide.ladder
     ]
     if guide.repeated_wrong_intent.route not in guide.ladder:
-        message = f"{guide.repeated_wrong_intent.route!r} is not on the ladder ({ladder})"
+        message = f"{_shown(guide.repeated_wrong_intent.route)} is not on the ladder ({ladder})"
         problems.append(Problem(path, message, item="repeated_wrong_intent", field="route"))
     problems += [
-        Problem(path, f"{advice.route!r} is not on the ladder ({ladder})", item=f"route_advice.{name}", field="route")
+        Problem(
+            path, f"{_shown(advice.route)} is not on the ladder ({ladder})", item=f"route_advice.{name}", field="route"
+        )
         for name, advice in guide.route_advice.items()
         if advice.route not in guide.ladder
     ]
     names = fixtures.routes.route_names()
     problems += [
-        Problem(path, f"{route!r} is not a route in {fixtures.files['routes'].name}", field=f"route_advice.{route}")
+        Problem(
+            path, f"{_shown(route)} is not a route in {fixtures.files['routes'].name}", field=f"route_advice.{route}"
+        )
         for route in guide.route_advice
         if route not in names
     ]
