@@ -270,7 +270,8 @@ def test_hostile_answers_from_a_real_provider_are_judged_and_kept_exactly(
     with LoopbackServer() as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         server.responder = fake_responder(load_repo_fixtures(root / "cases"), hostile)
-        result = pytester.runpytest("--provider", provider, "--no-baseline", "--max-retries", "0")
+        # a subprocess: an in-process run would drop the SDK modules it imports, confusing later tests
+        result = pytester.runpytest_subprocess("--provider", provider, "--no-baseline", "--max-retries", "0")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     cells = {(c["prompt_version"], c["case_id"]): c for c in summary(root)["cells"]}
     for name in THROUGH_SDK:

@@ -179,7 +179,7 @@ def test_seed_run_outcomes_terminal_and_pack(pytester: pytest.Pytester) -> None:
 
     data = summary(root)
     assert data["complete"] is True
-    assert data["selection"] == {"ran": 9, "selected": 9, "total": 9, "keyword": None}
+    assert data["selection"] == {"ran": 9, "selected": 9, "total": 9, "keyword": None, "shard": None}
     assert [(v["version"], v["passed"], v["total"], v["pass_all"]) for v in data["versions"]] == [
         ("v1_goal_only", 0, 3, 0.0),
         ("v2_json_contract", 2, 3, round(2 / 3, 6)),
@@ -210,11 +210,12 @@ def test_seed_run_outcomes_terminal_and_pack(pytester: pytest.Pytester) -> None:
         "fake_model": "fake_model.json",
         "routes": "routes.json",
         "failure_guide": "failure_guide.json",
+        "baseline": "baseline.json",  # the gate's memory decides which failures are known
     }
     assert set(run["fixtures"]) == set(fixture_files)
     for role, name in fixture_files.items():
         path = root / "cases" / name
-        assert Path(run["fixtures"][role]["path"]) == path.resolve()
+        assert run["fixtures"][role]["path"] == f"cases/{name}", "relative to the project: shards run elsewhere"
         assert run["fixtures"][role]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest(), role
 
 
@@ -243,7 +244,7 @@ def test_k_version_selects_three_evaluations_and_the_pack_says_so(pytester: pyte
     for name in ("token_trace.json", "route_decisions.json"):
         assert (pack / name).read_bytes() == (GOLDEN / name).read_bytes(), name
     data = summary(root)
-    assert data["selection"] == {"ran": 3, "selected": 3, "total": 9, "keyword": "v3"}
+    assert data["selection"] == {"ran": 3, "selected": 3, "total": 9, "keyword": "v3", "shard": None}
     assert [(v["version"], v["passed"], v["total"]) for v in data["versions"]] == [("v3_json_with_boundary", 3, 3)]
     assert data["complete"] is True
 
@@ -567,7 +568,7 @@ def _check_outside_run(pytester: pytest.Pytester, result: pytest.RunResult, case
     assert "ERROR: not found" not in result.stderr.str() + result.stdout.str()
     data = summary(pytester.path)
     assert data["selection"]["total"] == 12
-    assert Path(data["run"]["fixtures"]["cases"]["path"]) == cases_file.resolve()
+    assert Path(data["run"]["fixtures"]["cases"]["path"]) == cases_file.resolve(), "outside the project: absolute"
     assert ("v3_json_with_boundary", "case_4") in cell_outcomes(data)
 
 

@@ -14,6 +14,7 @@ from workshop.evaluation import best_version, evaluate_all, score_versions
 from workshop.evidence import ReadmeInfo, render_pack, write_pack
 from workshop.fake_model import FakeModel
 from workshop.fixtures import load_fixtures
+from workshop.merge import describe, merge_packs
 from workshop.routes import decide_routes
 from workshop.schemas import write_schemas
 from workshop.tokens import trace_text
@@ -46,6 +47,15 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     schemas = commands.add_parser("schemas", help="write the JSON Schemas of the fixture files")
     schemas.add_argument("--dir", type=Path, default=DEFAULT_SCHEMA_DIR, help="output folder (default: %(default)s)")
+    merge = commands.add_parser(
+        "merge",
+        help="combine the packs of `pytest --shard K/N` runs into one; exit 1 if its gate fails or it is incomplete",
+    )
+    merge.add_argument("packs", nargs="+", type=Path, metavar="PACK", help="evidence pack folders of the shards")
+    merge.add_argument("-o", "--output", type=Path, required=True, help="folder of the merged pack")
+    merge.add_argument(
+        "--root", type=Path, default=Path(), help="project folder the shards ran in (default: the current folder)"
+    )
     return parser
 
 
@@ -84,6 +94,14 @@ def run(cases: Path, prompts: Path, evidence_dir: Path, explain: bool = False) -
         print((evidence_dir / name).as_posix())
 
 
+def _merge(packs: list[Path], output: Path, root: Path, command: list[str]) -> int:
+    merged = merge_packs(packs, output, root, command)
+    for line in describe(merged):
+        print(line)
+    report = merged.report
+    return 0 if report.verdict.passed and report.complete else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m workshop``; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -91,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "schemas":
             for path in write_schemas(args.dir):
                 print(path.as_posix())
+        elif args.command == "merge":
+            return _merge(args.packs, args.output, args.root, ["python", "-m", "workshop", *(argv or sys.argv[1:])])
         else:
             run(args.cases, args.prompts, args.evidence_dir, args.explain)
     except WorkshopError as exc:

@@ -43,7 +43,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SUITE_KEY] = suite
     collector = None
     if not hasattr(config, "workerinput"):  # controller only: workers write no files
-        metadata = run_metadata(suite.fixtures, config.rootpath, config.invocation_params.args)
+        baseline = settings.baseline if settings.use_baseline else None
+        metadata = run_metadata(suite.fixtures, config.rootpath, config.invocation_params.args, baseline)
         collector = RunCollector(suite, config.getoption("keyword") or None, metadata)
     _default_html_report(config, settings.html_report)
     html_on = config.pluginmanager.hasplugin("html") and bool(config.getoption("htmlpath", None))
@@ -170,6 +171,24 @@ class ActiveSuite:
             self.suite.prepare(cell)
         except ProviderError as exc:
             pytest.fail(f"provider_error: {cell.version.name} / {cell.case.id}: {exc}", pytrace=False)
+
+    @pytest.hookimpl(tryfirst=True)  # before -k: a cell's shard never depends on the selection
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        shard = self.suite.settings.shard
+        if shard is None:
+            return
+        positions = {cell.id: position for position, cell in enumerate(self.suite.cells)}
+        kept, deselected, others = [], [], 0
+        for item in items:
+            cell = _cell(item)
+            if cell is not None:
+                position = positions[cell.id]
+            else:  # other tests take turns over the shards too
+                position, others = others, others + 1
+            (kept if shard.takes(position) else deselected).append(item)
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = kept
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.eval_count = sum(1 for item in session.items if _cell(item) is not None)

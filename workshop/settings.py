@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import pytest
 
+from workshop.shard import Shard
+
 # (option dest / ini name, flag, help, default for the ini)
 PATH_OPTIONS = {
     "cases": ("--cases", "cases file (JSON); the suite is active only when this is set", ""),
@@ -17,6 +19,7 @@ PATH_OPTIONS = {
     "evidence_dir": ("--evidence-dir", "where the evidence pack is written", "reports/evidence"),
     "baseline": ("--baseline", "baseline of known results, for the regression gate", "cases/baseline.json"),
     "recordings_dir": ("--recordings-dir", "recorded answers of real models", "cases/recordings"),
+    "history_dir": ("--history-dir", "each run's pack is also kept here, under its run id", "reports/history"),
     "html_report": (None, "HTML report written by pytest-html when --html is not given; empty for none", ""),
 }
 FLAG_OPTIONS = {
@@ -44,6 +47,10 @@ def _at_least(minimum: float, kind: Callable[[str], Any]) -> Callable[[str], Any
         return value
 
     return parse
+
+
+def _shard(text: str) -> Shard | None:
+    return Shard.parse(text) if text.strip() else None
 
 
 def _rate(text: str) -> float:
@@ -79,6 +86,15 @@ VALUE_OPTIONS = {
     "request_timeout": ValueOption(
         "--request-timeout", "seconds per model call attempt", "60", _at_least(0.001, float)
     ),
+    "shard": ValueOption(
+        "--shard",
+        "run shard K of N (K/N, e.g. 2/3) of the cells; merge the packs with `python -m workshop merge`",
+        "",
+        _shard,
+    ),
+    "history_keep": ValueOption(
+        "--history-keep", "how many runs' packs the history folder keeps (0: keep no history)", "20", _at_least(0, int)
+    ),
 }
 
 
@@ -102,6 +118,9 @@ class SuiteSettings:
     max_retries: int = 2
     request_timeout: float = 60.0
     html_full_rows: int = 2000
+    shard: Shard | None = None
+    history_dir: Path | None = None
+    history_keep: int = 20
 
     @property
     def gate_mode(self) -> Literal["gate", "off", "update"]:
@@ -206,6 +225,11 @@ def read_settings(config: pytest.Config) -> SuiteSettings | None:
     flags = {name: bool(config.getoption(f"workshop_{name}") or config.getini(name)) for name in FLAG_OPTIONS}
     if flags["update_baseline"] and flags["no_baseline"]:
         raise pytest.UsageError("--update-baseline and --no-baseline cannot be used together")
+    values = {name: _value(config, name) for name in VALUE_OPTIONS}
+    if flags["update_baseline"] and values["shard"] is not None:
+        raise pytest.UsageError(
+            "--update-baseline needs every cell's result: run it without --shard (a shard sees only its part)"
+        )
     evidence_dir = _path(config, "evidence_dir")
     baseline = _path(config, "baseline")
     recordings_dir = _path(config, "recordings_dir")
@@ -219,5 +243,6 @@ def read_settings(config: pytest.Config) -> SuiteSettings | None:
         use_baseline=not flags["no_baseline"],
         html_report=_path(config, "html_report"),
         recordings_dir=recordings_dir,
-        **{name: _value(config, name) for name in VALUE_OPTIONS},
+        history_dir=_path(config, "history_dir"),
+        **values,
     )

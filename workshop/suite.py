@@ -43,6 +43,7 @@ from workshop.providers import ClientSettings, make_provider, require_sdk
 from workshop.recordings import Recorder, RecordingStore
 from workshop.routes import decide_routes
 from workshop.settings import SuiteSettings
+from workshop.shard import Shard
 from workshop.summary import render_summary
 from workshop.tokens import trace_text
 
@@ -238,6 +239,7 @@ class RunReport:
     """(prompt version, case id, reason) of cells whose model calls failed."""
     interrupted: bool
     keyword: str | None
+    shard: Shard | None = None
     analysis: Analysis | None = None
     pack: list[Path] = field(default_factory=list)
     pack_error: str | None = None
@@ -281,69 +283,20 @@ class RunCollector:
     def finish(self, interrupted: bool) -> RunReport:
         """Judge the run, write the evidence pack and, if asked, the baseline."""
         suite = self.suite
-        results = tuple(self.results[cell.key] for cell in suite.cells if cell.key in self.results)
-        outcomes = tuple(suite.judged(result) for result in results)
-        errors = tuple(
-            (cell.key[0], cell.key[1], self.errors[cell.key]) for cell in suite.cells if cell.key in self.errors
-        )
-        done = {f"{r.prompt_version}-{r.case_id}" for r in results} | {f"{v}-{c}" for v, c, _ in errors}
-        report = RunReport(
-            results=results,
-            outcomes=outcomes,
-            scores=tuple(score_versions(results, [v.name for v in suite.fixtures.versions])),
-            verdict=judge_run(outcomes, mode=suite.settings.gate_mode, errors=len(errors)),
-            selected=len(self.selected | dict.fromkeys(done)),
-            total=len(suite.cells),
-            missing=tuple(cell_id for cell_id in self.selected if cell_id not in done),
-            errors=errors,
-            interrupted=interrupted,
-            keyword=self.keyword,
-        )
+        report = judge_results(suite, self.results, self.errors, self.selected, interrupted, self.keyword)
         started = time.perf_counter()  # the pack's cost includes its analysis
-        report = replace(report, analysis=self._analyse(report))
-        if results or errors:
+        report = replace(report, analysis=analyse_report(suite, report))
+        if report.results or report.errors:
             report = self._write_pack(report, started)
-        if suite.settings.update_baseline and results and not interrupted:
+        if suite.settings.update_baseline and report.results and not interrupted:
             report = self._update_baseline(report)
         self.report = report
         return report
 
-    def _analyse(self, report: RunReport) -> Analysis:
-        fixtures = self.suite.fixtures
-        routes = {d.case_id: d.first_route for d in decide_routes(fixtures.cases, fixtures.routes)}
-        versions = [version.name for version in fixtures.versions]
-        return analyse(report.results, report.errors, fixtures.cases, routes, fixtures.guide, versions)
-
-    def _readme_notes(self, report: RunReport) -> list[str]:
-        notes = []
-        if report.selected < report.total:
-            how = f" (`-k {report.keyword}`)" if report.keyword else ""
-            notes.append(
-                f"Selection: {report.selected} of {report.total} prompt evaluations ran{how}; "
-                f"{report.total - report.selected} were deselected."
-            )
-        if report.errors:
-            notes.append(
-                f"INCOMPLETE: {len(report.errors)} evaluations have no result because their model calls failed "
-                "(listed under Provider errors in `failure_cases.md`); they are not prompt failures."
-            )
-        if report.missing or report.interrupted:
-            notes.append(
-                f"INCOMPLETE: the run stopped early; {len(report.missing)} selected evaluations have no result "
-                "and are missing from `prompt_eval.csv`. Do not compare this pack with a complete one."
-            )
-        return notes
-
     def _write_pack(self, report: RunReport, started: float) -> RunReport:
-        suite = self.suite
-        traces = [trace_text(case.id, case.user_input) for case in suite.fixtures.cases]
-        routes = decide_routes(suite.fixtures.cases, suite.fixtures.routes)
-        readme = ReadmeInfo(RUN_COMMAND, notes=self._readme_notes(report))
-        best = best_version(report.scores)
-        files = render_pack(traces, report.results, routes, readme, best, report.errors, report.analysis)
-        files[SUMMARY] = render_summary(report, self.metadata)
+        files = render_run_pack(self.suite, report, self.metadata)
         try:
-            paths = write_pack(suite.settings.evidence_dir, files)
+            paths = write_pack(self.suite.settings.evidence_dir, files)
         except EvidenceError as exc:
             return replace(report, pack_error=str(exc))
         return replace(report, pack=paths, pack_seconds=time.perf_counter() - started)
@@ -355,3 +308,84 @@ class RunCollector:
         new = updated_baseline(suite.baseline, recorded, order)
         write_baseline(suite.settings.baseline, new)
         return replace(report, baseline_changes=tuple(baseline_changes(suite.baseline, new)))
+
+
+def judge_results(
+    suite: EvalSuite,
+    results: Mapping[CellKey, EvalResult],
+    errors: Mapping[CellKey, str],
+    selected: Iterable[str],
+    interrupted: bool,
+    keyword: str | None,
+) -> RunReport:
+    """A run's report from its results, in the suite's cell order: outcomes, scores, the gate's verdict.
+
+    ``selected`` holds the ids of the cells the run meant to evaluate; those with neither a
+    result nor an error are missing.
+    """
+    ordered = tuple(results[cell.key] for cell in suite.cells if cell.key in results)
+    outcomes = tuple(suite.judged(result) for result in ordered)
+    failed = tuple((cell.key[0], cell.key[1], errors[cell.key]) for cell in suite.cells if cell.key in errors)
+    done = {f"{r.prompt_version}-{r.case_id}" for r in ordered} | {f"{v}-{c}" for v, c, _ in failed}
+    selected = dict.fromkeys(selected)
+    return RunReport(
+        results=ordered,
+        outcomes=outcomes,
+        scores=tuple(score_versions(ordered, [v.name for v in suite.fixtures.versions])),
+        verdict=judge_run(outcomes, mode=suite.settings.gate_mode, errors=len(failed)),
+        selected=len(selected | dict.fromkeys(done)),
+        total=len(suite.cells),
+        missing=tuple(cell_id for cell_id in selected if cell_id not in done),
+        errors=failed,
+        interrupted=interrupted,
+        keyword=keyword,
+        shard=suite.settings.shard,
+    )
+
+
+def analyse_report(suite: EvalSuite, report: RunReport) -> Analysis:
+    """Why the run's cells failed and what to change next."""
+    fixtures = suite.fixtures
+    routes = {d.case_id: d.first_route for d in decide_routes(fixtures.cases, fixtures.routes)}
+    versions = [version.name for version in fixtures.versions]
+    return analyse(report.results, report.errors, fixtures.cases, routes, fixtures.guide, versions)
+
+
+def readme_notes(report: RunReport) -> list[str]:
+    """What the pack's README says about the selection and completeness of the run."""
+    notes = []
+    if report.shard is not None:
+        notes.append(
+            f"Shard {report.shard}: this pack holds one part of the cells; the other shards ran the rest. "
+            "Combine the shards' packs with `python -m workshop merge PACK... -o OUT`."
+        )
+    if report.selected < report.total:
+        how = f" (`-k {report.keyword}`)" if report.keyword else ""
+        notes.append(
+            f"Selection: {report.selected} of {report.total} prompt evaluations ran{how}; "
+            f"{report.total - report.selected} were deselected."
+        )
+    if report.errors:
+        notes.append(
+            f"INCOMPLETE: {len(report.errors)} evaluations have no result because their model calls failed "
+            "(listed under Provider errors in `failure_cases.md`); they are not prompt failures."
+        )
+    if report.missing or report.interrupted:
+        notes.append(
+            f"INCOMPLETE: the run stopped early; {len(report.missing)} selected evaluations have no result "
+            "and are missing from `prompt_eval.csv`. Do not compare this pack with a complete one."
+        )
+    return notes
+
+
+def render_run_pack(suite: EvalSuite, report: RunReport, metadata: Mapping[str, Any]) -> dict[str, bytes]:
+    """Every file of the run's evidence pack, ``summary.json`` included."""
+    fixtures = suite.fixtures
+    traces = [trace_text(case.id, case.user_input) for case in fixtures.cases]
+    routes = decide_routes(fixtures.cases, fixtures.routes)
+    readme = ReadmeInfo(RUN_COMMAND, notes=readme_notes(report))
+    files = render_pack(
+        traces, report.results, routes, readme, best_version(report.scores), report.errors, report.analysis
+    )
+    files[SUMMARY] = render_summary(report, metadata)
+    return files

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
+import secrets
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -17,7 +19,8 @@ from workshop.fixtures import Fixtures
 if TYPE_CHECKING:
     from workshop.suite import RunReport
 
-SUMMARY_FORMAT = 1
+SUMMARY_FORMAT = 2
+"""2: cells hold their exact raw output and review flag, and the selection its shard (what a merge needs)."""
 
 
 def _git_commit(directory: Path) -> str | None:
@@ -37,10 +40,31 @@ def _version(package: str) -> str | None:
         return None
 
 
-def run_metadata(fixtures: Fixtures, root: Path, args: Sequence[str]) -> dict[str, Any]:
-    """Facts about this run that differ between runs of the same fixtures: kept under ``run``."""
+def _portable(path: Path, root: Path) -> str:
+    """A path relative to the project's root when inside it (shards run in different checkouts), else absolute."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_posix()
+
+
+def fixture_files(fixtures: Fixtures, root: Path, baseline: Path | None) -> dict[str, dict[str, str]]:
+    """Each fixture file by role, with its sha256: what makes two runs' results comparable.
+
+    The baseline counts when the gate uses it: it decides which failures are known.
+    """
     hashes = fixtures.file_hashes()
+    files = {role: {"path": _portable(path, root), "sha256": hashes[role]} for role, path in fixtures.files.items()}
+    if baseline is not None and baseline.is_file():
+        digest = hashlib.sha256(baseline.read_bytes()).hexdigest()
+        files["baseline"] = {"path": _portable(baseline, root), "sha256": digest}
+    return files
+
+
+def run_metadata(fixtures: Fixtures, root: Path, args: Sequence[str], baseline: Path | None = None) -> dict[str, Any]:
+    """Facts about this run that differ between runs of the same fixtures: kept under ``run``."""
     return {
+        "id": new_run_id(),
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": ["pytest", *args],
         "python": platform.python_version(),
@@ -48,8 +72,13 @@ def run_metadata(fixtures: Fixtures, root: Path, args: Sequence[str]) -> dict[st
         "workshop": _version("workshop"),
         "platform": sys.platform,
         "git_commit": _git_commit(root),
-        "fixtures": {role: {"path": path.as_posix(), "sha256": hashes[role]} for role, path in fixtures.files.items()},
+        "fixtures": fixture_files(fixtures, root, baseline),
     }
+
+
+def new_run_id() -> str:
+    """A run id that sorts by time: ``20261204T180512Z-3f9a1c``."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def summary_data(report: RunReport, run: Mapping[str, Any]) -> dict[str, Any]:
@@ -63,6 +92,7 @@ def summary_data(report: RunReport, run: Mapping[str, Any]) -> dict[str, Any]:
             "selected": report.selected,
             "total": report.total,
             "keyword": report.keyword,
+            "shard": str(report.shard) if report.shard else None,
         },
         "gate": {
             "mode": verdict.mode,
@@ -94,6 +124,7 @@ def summary_data(report: RunReport, run: Mapping[str, Any]) -> dict[str, Any]:
                 "outcome": c.outcome.value,
                 "pass_rate": round(r.pass_rate, 6),
                 "trials": len(r.trials),
+                "review_flag": r.shown_trial.review_flag,
                 "input_tokens": r.input_tokens,
                 "output_tokens": r.output_tokens,
                 # exact, where prompt_eval.csv guards spreadsheet formulas
@@ -105,7 +136,8 @@ def summary_data(report: RunReport, run: Mapping[str, Any]) -> dict[str, Any]:
         "missing": list(report.missing),
         "analysis": report.analysis.to_json() if report.analysis else None,
         # latency differs run to run, so it sits with the other run facts
-        "run": {**run, "latency_s": {s.version: s.latency_s for s in report.scores}},
+        # (a merge of shard packs brings the shards' summed latency)
+        "run": {**run, "latency_s": run.get("latency_s", {s.version: s.latency_s for s in report.scores})},
     }
 
 
