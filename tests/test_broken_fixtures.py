@@ -430,12 +430,6 @@ def test_a_fixture_nested_deeper_than_allowed_is_an_error_not_a_crash(
     check_breakage(cases_dir, Breakage(CONTRACT, build(), "too deep", certain=True, says=("nested too deeply",)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="known bug in workshop/contract.py: load_contract accepts a $ref it cannot follow, then every "
-    "evaluation raises inside jsonschema and the run rewrites the pack; drop this mark once it is refused",
-)
 @pytest.mark.parametrize("ref", ["#/nowhere", "https://example.com/other.schema.json", "#"])
 def test_a_contract_whose_ref_cannot_be_followed_is_an_error(cases_dir: Path, ref: str) -> None:
     contract = dumped({**DOCUMENTS[CONTRACT], "$ref": ref})

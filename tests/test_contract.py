@@ -427,3 +427,56 @@ def test_a_root_with_other_keywords_takes_the_full_walk(data):
     closed = Contract({**SCHEMA, "additionalProperties": False})
     assert closed._property_validators is None
     assert closed.conforms(data) is bool(closed.validator.is_valid(data))
+
+
+# --- references ---------------------------------------------------------------
+
+
+def _with_ref(tmp_path: Path, **properties: object) -> Path:
+    schema = json.loads(json.dumps(SCHEMA))
+    schema["properties"].update(properties)
+    path = tmp_path / "contract.json"
+    path.write_text(json.dumps(schema), encoding="utf-8")
+    return path
+
+
+def test_a_ref_within_the_file_works(tmp_path: Path) -> None:
+    path = _with_ref(tmp_path, action={"$ref": "#/$defs/action"})
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema["$defs"] = {"action": {"type": "string", "minLength": 1}}
+    path.write_text(json.dumps(schema), encoding="utf-8")
+    contract = load_contract(path)
+    answer = {"id": "c", "intent": "learning_plan", "action": "", "confidence": 0.5, "needs_human_review": False}
+    assert validate_output(json.dumps(answer), contract).reason.startswith("schema_violation: ")
+
+
+@pytest.mark.parametrize("ref", ["#/nowhere", "https://example.com/other.schema.json", "other.json#/x"])
+def test_a_ref_that_cannot_be_followed_is_refused_when_the_contract_loads(tmp_path: Path, ref: str) -> None:
+    path = _with_ref(tmp_path, action={"$ref": ref})
+    with pytest.raises(FixtureError, match=r"field 'properties\.action\.\$ref'.*cannot be followed"):
+        load_contract(path)
+
+
+def test_a_reference_cycle_is_refused_when_the_contract_loads(tmp_path: Path) -> None:
+    path = _with_ref(tmp_path, action={"$ref": "#/properties/action"})
+    with pytest.raises(FixtureError, match="refers back to itself without end"):
+        load_contract(path)
+
+
+def test_a_cycle_only_some_answers_reach_is_a_verdict_not_a_crash(tmp_path: Path) -> None:
+    # the probes at load time give `action` no "deep" key, so this cycle shows only on such an answer
+    deep = {"$ref": "#/properties/action/properties/deep"}
+    path = _with_ref(tmp_path, action={"type": ["string", "object"], "properties": {"deep": deep}})
+    contract = load_contract(path)
+    answer = {
+        "id": "c",
+        "intent": "learning_plan",
+        "action": {"deep": 1},
+        "confidence": 0.5,
+        "needs_human_review": False,
+    }
+    verdict = validate_output(json.dumps(answer), contract)
+    assert (verdict.ok, verdict.reason) == (
+        False,
+        "contract_error: the output contract cannot be applied to this answer",
+    )

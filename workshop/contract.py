@@ -17,6 +17,9 @@ from typing import Any, NamedTuple
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
+from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from workshop.errors import FixtureError, Problem
 from workshop.jsonfile import read_json_file, reject_constant, reject_duplicate_keys
@@ -140,7 +143,20 @@ def contract_problems(schema: Any, path: Path) -> list[Problem]:
         Draft202012Validator.check_schema(schema)
     except SchemaError as exc:
         return [Problem(path, f"not a valid JSON Schema at {exc.json_path}: {exc.message}")]
-    problems = []
+    problems = _reference_problems(schema, path)
+    if problems:
+        return problems
+    validator = Draft202012Validator(schema)
+    properties = schema.get("properties")
+    probes: list[Any] = [{}, [], "", 0, None]
+    if isinstance(properties, dict):
+        probes += [dict.fromkeys(properties, value) for value in ("", 0, None, True, [], {})]
+    try:  # a reference cycle that never reaches a value ("$ref": "#") would recurse on every answer
+        for probe in probes:
+            for _ in validator.iter_errors(probe):  # every error: a lazy check stops before the cycle
+                pass
+    except RecursionError:
+        return [Problem(path, "a $ref refers back to itself without end (a reference cycle)")]
     if schema.get("type") != "object":
         problems.append(Problem(path, 'the contract must describe an object ("type": "object")', field="type"))
     intent = schema.get("properties", {}).get("intent", {})
@@ -155,6 +171,40 @@ def contract_problems(schema: Any, path: Path) -> list[Problem]:
             problems.append(
                 Problem(
                     path, "must map schema keywords to reason strings", field=f"properties.{name}.{REASONS_KEYWORD}"
+                )
+            )
+    return problems
+
+
+def _references(schema: Any) -> list[tuple[str, str]]:
+    """(JSON path, reference) of every ``$ref`` and ``$dynamicRef`` in the schema, without recursion."""
+    found, pending = [], [("", schema)]
+    while pending:
+        where, node = pending.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("$ref", "$dynamicRef") and isinstance(value, str):
+                    found.append((f"{where}.{key}".lstrip("."), value))
+                else:
+                    pending.append((f"{where}.{key}", value))
+        elif isinstance(node, list):
+            pending.extend((f"{where}[{index}]", value) for index, value in enumerate(node))
+    return sorted(found)
+
+
+def _reference_problems(schema: dict[str, Any], path: Path) -> list[Problem]:
+    """References the validator could not follow: they would fail on every answer, not here."""
+    resolver = Registry().with_resource("", Resource.from_contents(schema, DRAFT202012)).resolver()
+    problems = []
+    for where, reference in _references(schema):
+        try:
+            resolver.lookup(reference)
+        except Unresolvable:
+            problems.append(
+                Problem(
+                    path,
+                    f"$ref {shorten(reference, 80)!r} cannot be followed (only references within this file work)",
+                    field=where,
                 )
             )
     return problems
@@ -247,9 +297,12 @@ def validate_output(
         return Verdict(False, f"invalid_json: {exc}")
     if not isinstance(data, dict):
         return Verdict(False, f"not_an_object: got {_json_type(data)}", data)
-    if contract.conforms(data):
-        return Verdict(True, "ok", data)
-    errors = list(contract.validator.iter_errors(data))
+    try:
+        if contract.conforms(data):
+            return Verdict(True, "ok", data)
+        errors = list(contract.validator.iter_errors(data))
+    except (RecursionError, Unresolvable):  # a contract cycle only some answers reach: refused, never raised
+        return Verdict(False, "contract_error: the output contract cannot be applied to this answer", data)
     if not errors:  # conforms() and the full walk always agree; this keeps the verdict safe if not
         return Verdict(True, "ok", data)
     missing = [name for name in contract.required if name not in data]
