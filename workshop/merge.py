@@ -52,16 +52,6 @@ def _same(values: dict[Path, Any], what: str) -> Any:
 
 def check_mergeable(summaries: dict[Path, PackSummary]) -> None:
     """Refuse packs of different fixtures, gate modes or selections, and packs that overlap."""
-    hashes = {pack: summary.fixture_hashes for pack, summary in summaries.items()}
-    first_pack, first = next(iter(hashes.items()))
-    for _pack, other in hashes.items():
-        differing = sorted(role for role in first.keys() | other.keys() if first.get(role) != other.get(role))
-        if differing:
-            detail = ", ".join(
-                f"{role} ({(first.get(role) or 'absent')[:12]} in {first_pack} vs {(other.get(role) or 'absent')[:12]})"
-                for role in differing
-            )
-            raise PackError(f"cannot merge packs of different fixtures: {detail}; run every shard on the same commit")
     _same({pack: s.gate.mode for pack, s in summaries.items()}, "gate modes (--no-baseline on some shards only?)")
     _same({pack: s.selection.keyword for pack, s in summaries.items()}, "-k selections")
     shards = {pack: Shard.parse(s.selection.shard) if s.selection.shard else None for pack, s in summaries.items()}
@@ -69,10 +59,22 @@ def check_mergeable(summaries: dict[Path, PackSummary]) -> None:
         _same({pack: shard.count if shard else None for pack, shard in shards.items()}, "shard counts")
         seen: dict[int, Path] = {}
         for pack, shard in shards.items():
-            assert shard is not None
+            if shard is None:  # unreachable: the counts above would differ
+                continue
             if shard.index in seen:
                 raise PackError(f"overlapping shards: {seen[shard.index]} and {pack} are both shard {shard}")
             seen[shard.index] = pack
+    hashes = {pack: summary.fixture_hashes for pack, summary in summaries.items()}
+    first_pack, first = next(iter(hashes.items()))
+    for pack, other in hashes.items():
+        differing = sorted(role for role in first.keys() | other.keys() if first.get(role) != other.get(role))
+        if differing:
+            detail = ", ".join(
+                f"{role} ({(first.get(role) or 'absent')[:12]} in {first_pack}, {(other.get(role) or 'absent')[:12]} "
+                f"in {pack})"
+                for role in differing
+            )
+            raise PackError(f"cannot merge packs of different fixtures: {detail}; run every shard on the same commit")
     owners: dict[tuple[str, str], Path] = {}
     for pack, summary in summaries.items():
         for key in [cell.key for cell in summary.cells] + [error.key for error in summary.errors]:
