@@ -209,6 +209,8 @@ def test_failure_cases_keeps_one_list_item_per_failure(
     assert all(line.startswith("- ") for line in seed_part[2:] if line), "nothing else between the items"
     assert not any(line.startswith(("#", "```", "|")) for line in seed_part[2:]), "no heading, fence or table"
     assert "- v9 / case_9" not in text.replace("\\n- v9 / case_9", ""), "the forged item stays inside its line"
+    assert not re.search(r"<[A-Za-z/!?]", text), "no tag a Markdown renderer (GitHub's) would build or load"
+    assert "- v3_json_with_boundary / h_html_in_fields: bad_intent: &lt;img src=x onerror=alert(3)&gt;" in items
 
 
 def test_every_json_file_parses(hostile_run: HostileRun) -> None:

@@ -25,7 +25,7 @@ from workshop.analysis import Analysis
 from workshop.errors import EvidenceError
 from workshop.evaluation import EvalResult, VersionScore
 from workshop.routes import RouteDecision
-from workshop.text import one_line, some
+from workshop.text import markdown_cell, markdown_text, some
 from workshop.tokens import TokenTrace
 
 TOKEN_TRACE = "token_trace.json"
@@ -96,19 +96,14 @@ def render_failure_cases(
     """``failure_cases.md``: the seed's list (one item per failing evaluation) first, then cells
     whose calls failed, then the analysis under its own headings."""
     lines = ["# Failure Cases", ""]
-    # one_line: a reason quotes model output, which must not start a new list item
-    lines += [f"- {r.prompt_version} / {r.case_id}: {one_line(r.reason)}" for r in results if not r.passed]
+    # a reason quotes model output: it must not start a new list item nor become HTML
+    lines += [f"- {r.prompt_version} / {r.case_id}: {markdown_text(r.reason)}" for r in results if not r.passed]
     if errors:
         lines += ["", "## Provider errors", "", "No result: these cells are not prompt failures.", ""]
-        lines += [f"- {version} / {case_id}: {one_line(error)}" for version, case_id, error in errors]
+        lines += [f"- {version} / {case_id}: {markdown_text(error)}" for version, case_id, error in errors]
     if analysis is not None:
         lines += _analysis_lines(analysis)
     return _encode("\n".join(lines) + "\n")
-
-
-def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return one_line(text).replace("|", "\\|")
 
 
 def _analysis_lines(analysis: Analysis) -> list[str]:
@@ -122,7 +117,7 @@ def _analysis_lines(analysis: Analysis) -> list[str]:
             if group.why:
                 lines.append(f"Why it happens: {group.why}  ")
             lines.append(f"Next change ({group.route or 'not a prompt change'}): {group.next_change}  ")
-            cells = [f"{_cell(v)} / {_cell(c)}" for v, c, _ in group.cells]
+            cells = [f"{markdown_cell(v)} / {markdown_cell(c)}" for v, c, _ in group.cells]
             lines.append(
                 "Cells: " + some(cells, CELLS_SHOWN) + (" (all in prompt_eval.csv)" if len(cells) > CELLS_SHOWN else "")
             )
@@ -130,11 +125,10 @@ def _analysis_lines(analysis: Analysis) -> list[str]:
         lines += ["", "## Version to version", "", "| version | compared with | fixed | broke | reason changed |"]
         lines.append("|---|---|---|---|---|")
         for diff in analysis.diffs:
-            fixed = some([_cell(case) for case, _ in diff.fixed], CELLS_SHOWN) or "none"
-            broken = some([f"{_cell(case)} ({_cell(reason)})" for case, reason in diff.broken], CELLS_SHOWN) or "none"
-            changed = (
-                some([f"{_cell(c)} ({_cell(a)} -> {_cell(b)})" for c, a, b in diff.changed], CELLS_SHOWN) or "none"
-            )
+            cell = markdown_cell
+            fixed = some([cell(case) for case, _ in diff.fixed], CELLS_SHOWN) or "none"
+            broken = some([f"{cell(case)} ({cell(reason)})" for case, reason in diff.broken], CELLS_SHOWN) or "none"
+            changed = some([f"{cell(c)} ({cell(a)} -> {cell(b)})" for c, a, b in diff.changed], CELLS_SHOWN) or "none"
             lines.append(f"| {diff.version} | {diff.previous} | {fixed} | {broken} | {changed} |")
     if analysis.review:
         lines += ["", "## Human-review boundary", ""]
@@ -157,8 +151,8 @@ def render_next_steps(analysis: Analysis) -> bytes:
         lines.append(f"Recommended next route: {step.route or 'fix the run first (no prompt change)'}")
         lines.append("")
         for advice in step.advice:
-            cases = some([_cell(case) for case in advice.cases], CELLS_SHOWN)
-            lines.append(f"- {_cell(advice.topic)} ({cases}): {advice.next_change}")
+            cases = some([markdown_cell(case) for case in advice.cases], CELLS_SHOWN)
+            lines.append(f"- {markdown_cell(advice.topic)} ({cases}): {advice.next_change}")
     return _encode("\n".join(lines) + "\n")
 
 

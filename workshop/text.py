@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 # Everything str.splitlines() breaks on, so a shown value can never start a new line.
@@ -13,6 +14,17 @@ def one_line(text: str) -> str:
     if not _LINE_BREAKS.search(text):
         return text
     return _LINE_BREAKS.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def markdown_text(text: str) -> str:
+    """Text shown in Markdown as itself: on one line, with ``&``, ``<`` and ``>`` as entities, so a
+    renderer (GitHub's included) builds no HTML from it and loads nothing."""
+    return html.escape(one_line(text), quote=False)
+
+
+def markdown_cell(text: str) -> str:
+    """`markdown_text` that also stays inside its Markdown table cell."""
+    return markdown_text(text).replace("|", "\\|")
 
 
 def shorten(text: str, limit: int) -> str:
