@@ -8,13 +8,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from workshop.analysis import analyse
+from workshop.compare import compare_packs, render_diff_markdown
 from workshop.console import analysis_lines, route_line, token_line, version_line
-from workshop.errors import WorkshopError
+from workshop.errors import EvidenceError, WorkshopError
 from workshop.evaluation import best_version, evaluate_all, score_versions
 from workshop.evidence import ReadmeInfo, render_pack, write_pack
 from workshop.fake_model import FakeModel
 from workshop.fixtures import load_fixtures
+from workshop.github import append_step_summary, step_summary_markdown
 from workshop.merge import describe, merge_packs
+from workshop.packs import read_pack
 from workshop.routes import decide_routes
 from workshop.schemas import write_schemas
 from workshop.tokens import trace_text
@@ -23,6 +26,7 @@ DEFAULT_CASES = Path("cases/cases.json")
 DEFAULT_PROMPTS = Path("cases/prompt_versions.json")
 DEFAULT_EVIDENCE_DIR = Path("reports/evidence")
 DEFAULT_SCHEMA_DIR = Path("cases/schemas")
+DEFAULT_DIFF = Path("reports/diff.md")
 RUN_COMMAND = "python -m workshop"
 
 
@@ -55,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("-o", "--output", type=Path, required=True, help="folder of the merged pack")
     merge.add_argument(
         "--root", type=Path, default=Path(), help="project folder the shards ran in (default: the current folder)"
+    )
+    diff = commands.add_parser(
+        "diff",
+        help="show what changed between two runs' packs (cells, pass counts, fixture files); "
+        "it informs, it does not gate: exit 0 whatever changed (2 if a pack cannot be read)",
+    )
+    diff.add_argument("old", type=Path, metavar="OLD", help="evidence pack folder of the earlier run")
+    diff.add_argument("new", type=Path, metavar="NEW", help="evidence pack folder of the later run")
+    diff.add_argument(
+        "-o", "--output", type=Path, default=DEFAULT_DIFF, help="Markdown file to write too (default: %(default)s)"
     )
     return parser
 
@@ -99,7 +113,25 @@ def _merge(packs: list[Path], output: Path, root: Path, command: list[str]) -> i
     for line in describe(merged):
         print(line)
     report = merged.report
+    fixtures = merged.suite.fixtures
+    title = f"Prompt evaluation (merged from {len(packs)} packs)"
+    text = step_summary_markdown(report, [v.name for v in fixtures.versions], [c.id for c in fixtures.cases], title)
+    try:
+        append_step_summary(text)
+    except OSError as exc:
+        print(f"GitHub step summary NOT written: {exc}", file=sys.stderr)
     return 0 if report.verdict.passed and report.complete else 1
+
+
+def _diff(old: Path, new: Path, output: Path) -> int:
+    markdown = render_diff_markdown(compare_packs(read_pack(old), read_pack(new)), old.as_posix(), new.as_posix())
+    print(markdown, end="")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(markdown, encoding="utf-8")
+    except OSError as exc:
+        raise EvidenceError(f"cannot write the diff to {output}: {exc.strerror or exc}") from None
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(path.as_posix())
         elif args.command == "merge":
             return _merge(args.packs, args.output, args.root, ["python", "-m", "workshop", *(argv or sys.argv[1:])])
+        elif args.command == "diff":
+            return _diff(args.old, args.new, args.output)
         else:
             run(args.cases, args.prompts, args.evidence_dir, args.explain)
     except WorkshopError as exc:

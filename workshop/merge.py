@@ -39,6 +39,7 @@ class MergeResult:
     report: RunReport
     pack: list[Path]
     sources: tuple[Path, ...]
+    suite: EvalSuite
 
 
 def _same(values: dict[Path, Any], what: str) -> Any:
@@ -189,7 +190,7 @@ def merge_packs(packs: Sequence[Path], out: Path, root: Path, command: Sequence[
     report = replace(report, analysis=analyse_report(suite, report))
     files = render_run_pack(suite, report, _merged_run(summaries, command))
     written = write_pack(out, files)
-    return MergeResult(replace(report, pack=written), written, tuple(packs))
+    return MergeResult(replace(report, pack=written), written, tuple(packs), suite)
 
 
 def _common(values: set[Any]) -> Any:

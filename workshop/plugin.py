@@ -19,6 +19,7 @@ from workshop.console import analysis_lines, version_line
 from workshop.errors import WorkshopError
 from workshop.evaluation import EvalResult
 from workshop.gate import Outcome
+from workshop.github import append_step_summary, step_summary_markdown
 from workshop.model import ProviderError
 from workshop.settings import add_options, read_settings
 from workshop.suite import Cell, EvalSuite, RunCollector, RunReport
@@ -133,6 +134,7 @@ class ActiveSuite:
         self.html_on = html_on
         self.full_rows = full_rows
         self.eval_count = 0
+        self.step_summary_error: str | None = None
 
     @property
     def fold(self) -> bool:
@@ -162,7 +164,11 @@ class ActiveSuite:
 
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         cell = _cell(item)
-        if cell is None or self.suite.prefetcher is None:
+        if cell is None:
+            return
+        # JUnit XML properties (`--junitxml`): they travel in the reports, so xdist keeps them
+        item.user_properties += [("version", cell.version.name), ("case", cell.case.id)]
+        if self.suite.prefetcher is None:
             return
         if _is_worker(item.config):  # call what this worker was handed, not what the others run
             queued = [queued for other in _queued_items(item.session) if (queued := _cell(other)) is not None]
@@ -215,6 +221,7 @@ class ActiveSuite:
         if result is not None and report.passed:
             _set_outcome(report, self.suite.test_outcome(cell))  # type: ignore[arg-type]
         if result is not None:
+            item.user_properties.append(("reason", result.reason))  # the teardown report carries it to JUnit XML
             # plain JSON data: it crosses from xdist workers to the controller in the report
             report.workshop_result = result.to_json()
             if self.html_on and not (self.fold and _folded(report)):
@@ -257,12 +264,26 @@ class ActiveSuite:
         run = self.collector.finish(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
         if run.pack_error:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR
+        if run.results or run.errors:
+            self._write_step_summary(run)
+
+    def _write_step_summary(self, run: RunReport) -> None:
+        fixtures = self.suite.fixtures
+        shard = self.suite.settings.shard
+        title = "Prompt evaluation" + (f" (shard {shard})" if shard else "")
+        text = step_summary_markdown(run, [v.name for v in fixtures.versions], [c.id for c in fixtures.cases], title)
+        try:
+            append_step_summary(text)
+        except OSError as exc:
+            self.step_summary_error = f"GitHub step summary NOT written: {exc}"
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         run = self.collector.report if self.collector else None
         if run is None or not (run.results or run.errors):
             return
         _print_summary(terminalreporter, run, terminalreporter.config.invocation_params.dir)
+        if self.step_summary_error:
+            terminalreporter.write_line(self.step_summary_error, yellow=True)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
