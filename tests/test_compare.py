@@ -16,7 +16,7 @@ from workshop.cli import main
 from workshop.compare import CellChange, FixtureChange, VersionCounts, change_lines, compare_packs
 from workshop.compare import render_diff_markdown as markdown_of
 from workshop.gate import Outcome
-from workshop.packs import PackSummary
+from workshop.packs import PackError, PackSummary, read_pack
 from workshop.summary import SUMMARY_FORMAT
 
 V2, V3 = "v2_json_contract", "v3_json_with_boundary"
@@ -459,3 +459,14 @@ def test_diff_help_says_it_does_not_gate(capsys: pytest.CaptureFixture[str]) -> 
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "it does not gate" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"[" * 100_000, b'{"format": 2, "n": ' + b"9" * 5000 + b"}", b"\xff\xfe{}", b"", b"[]"],
+    ids=["deep", "huge integer", "not utf-8", "empty", "not an object"],
+)
+def test_a_broken_summary_is_a_pack_error_naming_it(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "summary.json").write_bytes(content)
+    with pytest.raises(PackError, match=r"summary\.json"):
+        read_pack(tmp_path)

@@ -8,13 +8,11 @@ outcome ``error`` and its error as the reason, so a cell that stopped answering 
 
 from __future__ import annotations
 
-import html
-import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from workshop.packs import PackSummary
-from workshop.text import one_line, shorten
+from workshop.text import markdown_cell, one_line, shorten
 
 ERROR_OUTCOME = "error"
 """The outcome shown for a cell whose model calls failed: it has no result, so it neither passed nor failed."""
@@ -242,16 +240,9 @@ def _visible(text: str) -> str:
     return text
 
 
-_PIPE = re.compile(r"(\\*)\|")
-
-
 def _cell(text: str) -> str:
-    r"""Text shown in Markdown as itself, inside its table cell: one line, ``&``, ``<``, ``>`` as entities so a
-    renderer builds no HTML from a model's answer (as the pack's own Markdown does), and every ``|`` escaped.
-    Backslashes right before a ``|`` are doubled: escaping text's ``\|`` as ``\\|`` would give an escaped
-    backslash, then a cell border."""
-    escaped = html.escape(_visible(text), quote=False)
-    return _PIPE.sub(lambda match: match.group(1) * 2 + "\\|", escaped)
+    """A pack's value in a Markdown table cell: as text, whatever it holds."""
+    return markdown_cell(_visible(text))
 
 
 def _side_markdown(outcome: str | None, reason: str | None) -> str:

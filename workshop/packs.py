@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from workshop.errors import WorkshopError
 from workshop.evidence import SUMMARY
 from workshop.summary import SUMMARY_FORMAT
+from workshop.text import shorten
 
 
 class PackError(WorkshopError):
@@ -138,8 +139,10 @@ def read_pack(folder: Path) -> PackSummary:
         data = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise PackError(f"{folder}: no {SUMMARY}; is this an evidence pack written by pytest?") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PackError(f"{path}: cannot read it: {exc}") from None
+    except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError, an integer too long to read
+        raise PackError(f"{path}: cannot read it: {shorten(str(exc), 200)}") from None
+    except RecursionError:
+        raise PackError(f"{path}: cannot read it: nested too deeply") from None
     found = data.get("format") if isinstance(data, dict) else None
     if found != SUMMARY_FORMAT:
         raise PackError(

@@ -22,9 +22,14 @@ def markdown_text(text: str) -> str:
     return html.escape(one_line(text), quote=False)
 
 
+_PIPE = re.compile(r"(\\*)\|")
+
+
 def markdown_cell(text: str) -> str:
-    """`markdown_text` that also stays inside its Markdown table cell."""
-    return markdown_text(text).replace("|", "\\|")
+    r"""`markdown_text` that also stays inside its Markdown table cell: every ``|`` escaped, and
+    backslashes right before one doubled (text's ``\|`` escaped as ``\\|`` would be an escaped
+    backslash, then a cell border)."""
+    return _PIPE.sub(lambda match: match.group(1) * 2 + "\\|", markdown_text(text))
 
 
 def shorten(text: str, limit: int) -> str:
