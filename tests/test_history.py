@@ -6,9 +6,11 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_compare import FIXTURES, pack
+from test_plugin import PACK, edit_json, make_project, version_named
 
 from workshop.errors import EvidenceError
 from workshop.history import RUN_ID_PATTERN, keep_run, previous_run
@@ -201,3 +203,65 @@ def test_previous_run_ignores_folders_not_named_by_a_run_id(tmp_path: Path):
 def test_no_history_yet_means_no_previous_run(tmp_path: Path):
     assert previous_run(tmp_path / "missing", SUITE, IDS[0]) is None
     assert not (tmp_path / "missing").exists()
+
+
+def test_staging_folders_of_killed_history_writes_are_removed_once_older_than_every_kept_run(tmp_path: Path) -> None:
+    history = tmp_path / "history"
+    history.mkdir()
+    stale = history / ".20200101T000000Z-aaaaaa.new-x1y2z3"
+    stale.mkdir()
+    (stale / "summary.json").write_text("{}")
+    recent = history / ".20991231T235959Z-bbbbbb.new-q9w8e7"  # a run writing its history right now
+    recent.mkdir()
+    lookalike = history / ".notes.new-keep"
+    lookalike.mkdir()
+    keep_run(history, "20261204T180512Z-3f9a1c", {"README.md": b"x"}, keep=2)
+    assert not stale.exists()
+    assert recent.exists() and lookalike.exists()
+
+
+# --------------------------------------------------------------------------- through pytest
+
+
+def _break_v3_case_2_and_change_v2_case_3(data: dict[str, Any]) -> None:
+    version_named(data, "v3_json_with_boundary")["fake_model"]["scripted_replies"] = {"case_2": "not json"}
+    version_named(data, "v2_json_contract")["fake_model"]["scripted_replies"]["case_3"] = '{"id": "case_3"}'
+
+
+def test_each_run_is_kept_and_the_summary_says_what_changed_since_the_previous_one(
+    pytester: pytest.Pytester,
+) -> None:
+    root = make_project(pytester)
+    history = root / "reports" / "history"
+    first = pytester.runpytest("--history-keep", "2")
+    assert first.ret == pytest.ExitCode.OK
+    assert not [line for line in first.stdout.lines if line.startswith("Since ")], "nothing to compare with yet"
+    (first_id,) = [p.name for p in history.iterdir() if RUN_ID_PATTERN.fullmatch(p.name)]
+    first.stdout.fnmatch_lines([f"Kept in history: reports/history/{first_id}"])
+    assert (history / first_id / "summary.json").read_bytes() == (root / PACK / "summary.json").read_bytes()
+
+    same = pytester.runpytest("--history-keep", "2")
+    same.stdout.fnmatch_lines([f"Since run {first_id}: no cell changed"])
+
+    edit_json(root / "cases" / "prompt_versions.json", _break_v3_case_2_and_change_v2_case_3)
+    changed = pytester.runpytest("--history-keep", "2")
+    assert changed.ret == pytest.ExitCode.TESTS_FAILED
+    runs = sorted(p.name for p in history.iterdir() if RUN_ID_PATTERN.fullmatch(p.name))
+    assert len(runs) == 2 and first_id not in runs, "the last two runs are kept"
+    changed.stdout.fnmatch_lines(
+        [
+            f"Since run {runs[0]}: 1 regression, 0 improvements, 1 changed reason",
+            "  regression: v3_json_with_boundary / case_2: ok -> invalid_json: Expecting value",
+            "  changed reason: v2_json_contract / case_3: missing_fields: ['confidence', 'needs_human_review'] -> "
+            "missing_fields: ['intent', 'action', 'confidence', 'needs_human_review']",
+            "  changed fixtures: prompts",
+        ]
+    )
+
+
+def test_history_keep_zero_keeps_no_history(pytester: pytest.Pytester) -> None:
+    root = make_project(pytester)
+    result = pytester.runpytest("--history-keep", "0")
+    assert result.ret == pytest.ExitCode.OK
+    assert not (root / "reports" / "history").exists()
+    assert "Kept in history" not in result.stdout.str()

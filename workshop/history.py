@@ -76,10 +76,24 @@ def _prune(history_dir: Path, keep: int, current: str) -> None:
             _remove(folder)
             # write_pack's lock file for this run: only that run's writer ever used it
             lock_path(folder).unlink(missing_ok=True)
+        kept = [run.name for run in runs[max(len(runs) - keep, 0) :]]
+        _remove_stale_staging(history_dir, oldest_kept=min([*kept, current]))
     except OSError as exc:
         raise EvidenceError(
             f"cannot remove old runs from the history folder {history_dir}: {exc.strerror or exc}"
         ) from None
+
+
+_STAGING = re.compile(rf"\.({RUN_ID_PATTERN.pattern})\.(new|old)-[A-Za-z0-9_]+")
+
+
+def _remove_stale_staging(history_dir: Path, oldest_kept: str) -> None:
+    """Staging folders that `write_pack` left when a run was killed while keeping its history. Only
+    those of runs older than every kept run: a run writing its history right now is newer."""
+    for entry in history_dir.iterdir():
+        match = _STAGING.fullmatch(entry.name)
+        if match and match.group(1) < oldest_kept and entry.is_dir() and not entry.is_symlink():
+            _remove(entry)
 
 
 def previous_run(history_dir: Path, roles_paths: Mapping[str, str], before: str) -> Path | None:

@@ -383,3 +383,9 @@ def _print_summary(terminal: pytest.TerminalReporter, run: RunReport, base: Path
         where = _shown(run.pack[0].parent, base)
         took = f"; written in {run.pack_seconds:.2f} s" if run.pack_seconds is not None else ""
         terminal.write_line(f"Evidence pack: {where} ({len(run.results)} of {run.total} evaluations; {state}{took})")
+    if run.history is not None:
+        terminal.write_line(f"Kept in history: {_shown(run.history, base)}")
+    for line in run.since_previous:
+        terminal.write_line(line)
+    if run.history_error:
+        terminal.write_line(f"History NOT kept: {run.history_error}", yellow=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 from workshop.analysis import Analysis, analyse
 from workshop.calls import CallKey, Prefetcher
+from workshop.compare import change_lines, compare_packs
 from workshop.errors import EvidenceError
 from workshop.evaluation import EvalResult, VersionScore, best_version, score_cell, score_versions
 from workshop.evidence import SUMMARY, ReadmeInfo, render_pack, write_pack
@@ -37,7 +38,9 @@ from workshop.gate import (
     updated_baseline,
     write_baseline,
 )
+from workshop.history import keep_run, previous_run
 from workshop.model import Completion, ProviderError
+from workshop.packs import PackError, PackSummary, read_pack
 from workshop.payload import Payload, build_payload
 from workshop.providers import ClientSettings, make_provider, require_sdk
 from workshop.recordings import Recorder, RecordingStore
@@ -246,6 +249,11 @@ class RunReport:
     pack_seconds: float | None = None
     """Time spent analysing, rendering and writing the pack."""
     baseline_changes: tuple[str, ...] | None = None
+    history: Path | None = None
+    """Where this run's pack was kept in the history folder."""
+    history_error: str | None = None
+    since_previous: tuple[str, ...] = ()
+    """What changed since the previous run of the same suite (`workshop.compare.change_lines`)."""
 
     @property
     def complete(self) -> bool:
@@ -299,7 +307,27 @@ class RunCollector:
             paths = write_pack(self.suite.settings.evidence_dir, files)
         except EvidenceError as exc:
             return replace(report, pack_error=str(exc))
-        return replace(report, pack=paths, pack_seconds=time.perf_counter() - started)
+        report = replace(report, pack=paths, pack_seconds=time.perf_counter() - started)
+        return self._keep_history(report, files)
+
+    def _keep_history(self, report: RunReport, files: Mapping[str, bytes]) -> RunReport:
+        """Keep the pack under the history folder, and say what changed since the previous run of this suite."""
+        settings = self.suite.settings
+        if settings.history_dir is None or settings.history_keep == 0:
+            return report
+        run_id = self.metadata["id"]
+        paths = {role: record["path"] for role, record in self.metadata["fixtures"].items()}
+        try:
+            previous = previous_run(settings.history_dir, paths, before=run_id)
+            old = read_pack(previous) if previous is not None else None  # read before pruning may remove it
+            kept = keep_run(settings.history_dir, run_id, files, settings.history_keep)
+        except (EvidenceError, PackError) as exc:
+            return replace(report, history_error=str(exc))
+        since: tuple[str, ...] = ()
+        if old is not None:
+            new = PackSummary.model_validate_json(files[SUMMARY])
+            since = tuple(change_lines(compare_packs(old, new)))
+        return replace(report, history=kept, since_previous=since)
 
     def _update_baseline(self, report: RunReport) -> RunReport:
         suite = self.suite
