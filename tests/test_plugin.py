@@ -535,7 +535,8 @@ def test_broken_fixtures_are_a_usage_error_and_keep_the_previous_pack(
     assert not re.search(r"\d+ (passed|failed|xfailed)", result.stdout.str()), "no test ran"
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
     assert snapshot(root / "reports") == before
-    assert sorted(p.name for p in (root / "reports").iterdir()) == [".evidence.lock", "evidence", "history"], "no staging"
+    reports = sorted(p.name for p in (root / "reports").iterdir())
+    assert reports == [".evidence.lock", "evidence", "history"], "no staging folders left"
 
 
 # --------------------------------------------------------------------------- 9. --cases outside the project
