@@ -15,14 +15,13 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_plugin import PACK, edit_json, make_project, summary, version_named, write_project
-from test_providers import SENTINEL_KEY, fake_responder, load_repo_fixtures
+from test_providers import SENTINEL_KEY, fake_responder, load_repo_fixtures, walk
 
 from workshop.evidence import FORMULA_TRIGGERS, spreadsheet_safe
 from workshop.loopback import LoopbackServer, Reply
@@ -100,18 +99,6 @@ class _Elements(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, dict(attrs)))
-
-
-def strings_in(data: Any) -> Iterator[str]:
-    """Every string value in JSON data."""
-    if isinstance(data, str):
-        yield data
-    elif isinstance(data, dict):
-        for value in data.values():
-            yield from strings_in(value)
-    elif isinstance(data, list):
-        for value in data:
-            yield from strings_in(value)
 
 
 def elements(html_text: str) -> list[tuple[str, dict[str, str | None]]]:
@@ -236,7 +223,8 @@ def test_the_report_runs_nothing_from_the_output(hostile_run: HostileRun, pytest
     # when the page loads: those fragments must hold nothing active either
     match = re.search(r'<div id="data-container" data-jsonblob="([^"]*)"', hostile_html)
     assert match
-    fragments = [text for text in strings_in(json.loads(html.unescape(match.group(1)))) if "<" in text]
+    blob = json.loads(html.unescape(match.group(1)))
+    fragments = [node for node in walk(blob) if isinstance(node, str) and "<" in node]
     assert any("col-reason" in fragment for fragment in fragments), "the rows are among the fragments"
     for fragment in fragments:
         tags = elements(fragment)
