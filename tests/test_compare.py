@@ -20,7 +20,7 @@ from workshop.packs import PackError, PackSummary, read_pack
 from workshop.summary import SUMMARY_FORMAT
 
 V2, V3 = "v2_json_contract", "v3_json_with_boundary"
-OLD_ID, NEW_ID = "20261204T180512Z-3f9a1c", "20261205T090000Z-0b1d2e"
+OLD_ID, NEW_ID = "20261204T180512.000000Z-3f9a1c", "20261205T090000.000000Z-0b1d2e"
 SHA = {"a": "a" * 64, "b": "b" * 64, "c": "c" * 64}
 FIXTURES = {"cases": ("cases/cases.json", SHA["a"]), "prompts": ("cases/prompt_versions.json", SHA["b"])}
 
@@ -322,7 +322,7 @@ def test_change_lines_show_regressions_first_and_count_what_they_cut():
     new = pack([cell("v", f"case_{i}") for i in range(5)] + [cell("v", "last", "bad")])
     lines = change_lines(compare_packs(old, new), limit=2)
     assert lines == [
-        "Since run 20261204T180512Z-3f9a1c: 1 regression, 5 improvements, 0 changed reasons",
+        "Since run 20261204T180512.000000Z-3f9a1c: 1 regression, 5 improvements, 0 changed reasons",
         "  regression: v / last: ok -> bad",
         "  improvement: v / case_0: bad -> ok",
         "  and 4 more changed cells",

@@ -17,7 +17,7 @@ from workshop.history import RUN_ID_PATTERN, keep_run, previous_run
 from workshop.summary import new_run_id
 
 SUITE = {role: path for role, (path, _sha) in FIXTURES.items()}
-IDS = [f"2026120{day}T120000Z-00000{day}" for day in range(1, 7)]
+IDS = [f"2026120{day}T120000.000000Z-00000{day}" for day in range(1, 7)]
 
 
 def pack_files(run_id: str, fixtures: dict[str, tuple[str, str]] = FIXTURES) -> dict[str, bytes]:
@@ -42,7 +42,7 @@ def runs_in(history: Path) -> list[str]:
 
 def test_run_ids_from_new_run_id_match_the_pattern():
     assert all(RUN_ID_PATTERN.fullmatch(new_run_id()) for _ in range(20))
-    assert not RUN_ID_PATTERN.fullmatch("20261204T180512Z-3f9a1c/..")
+    assert not RUN_ID_PATTERN.fullmatch("20261204T180512.000000Z-3f9a1c/..")
     assert not RUN_ID_PATTERN.fullmatch("latest")
 
 
@@ -77,15 +77,15 @@ def test_pruning_never_deletes_what_history_did_not_write(tmp_path: Path):
     history.mkdir()
     (history / "notes").mkdir()
     (history / "notes" / "summary.json").write_text("mine", encoding="utf-8")
-    (history / "20200101T000000Z-aaaaaa.txt").write_text("a file", encoding="utf-8")
-    (history / "20200101T000000Z-bbbbbb").write_text("a file named like a run", encoding="utf-8")
-    foreign = history / "20200101T000000Z-cccccc"
+    (history / "20200101T000000.000000Z-aaaaaa.txt").write_text("a file", encoding="utf-8")
+    (history / "20200101T000000.000000Z-bbbbbb").write_text("a file named like a run", encoding="utf-8")
+    foreign = history / "20200101T000000.000000Z-cccccc"
     foreign.mkdir()
     (foreign / "summary.json").write_text("{}", encoding="utf-8")
     (foreign / "analysis.ipynb").write_text("someone's work", encoding="utf-8")
-    nested = history / "20200101T000000Z-dddddd"
+    nested = history / "20200101T000000.000000Z-dddddd"
     (nested / "plots").mkdir(parents=True)
-    (history / ".20200101T000000Z-eeeeee.lock").write_text("", encoding="utf-8")
+    (history / ".20200101T000000.000000Z-eeeeee.lock").write_text("", encoding="utf-8")
     (history / "README.md").write_text("what this folder is", encoding="utf-8")
     before = snapshot(history)
 
@@ -94,7 +94,7 @@ def test_pruning_never_deletes_what_history_did_not_write(tmp_path: Path):
 
     after = snapshot(history)
     assert {path: content for path, content in after.items() if path in before} == before
-    assert runs_in(history) == sorted(["20200101T000000Z-bbbbbb", foreign.name, nested.name, IDS[-1]])
+    assert runs_in(history) == sorted(["20200101T000000.000000Z-bbbbbb", foreign.name, nested.name, IDS[-1]])
 
 
 def test_a_symlink_named_like_an_old_run_is_left_alone(tmp_path: Path):
@@ -156,7 +156,7 @@ def test_previous_run_is_the_newest_run_before_this_one(tmp_path: Path):
     for run_id in IDS:
         keep_run(history, run_id, pack_files(run_id), 10)
     assert previous_run(history, SUITE, IDS[3]) == history / IDS[2]
-    assert previous_run(history, SUITE, "99999999T999999Z-ffffff") == history / IDS[-1]
+    assert previous_run(history, SUITE, "99999999T999999.000000Z-ffffff") == history / IDS[-1]
     assert previous_run(history, SUITE, IDS[0]) is None
 
 
@@ -208,14 +208,14 @@ def test_no_history_yet_means_no_previous_run(tmp_path: Path):
 def test_staging_folders_of_killed_history_writes_are_removed_once_older_than_every_kept_run(tmp_path: Path) -> None:
     history = tmp_path / "history"
     history.mkdir()
-    stale = history / ".20200101T000000Z-aaaaaa.new-x1y2z3"
+    stale = history / ".20200101T000000.000000Z-aaaaaa.new-x1y2z3"
     stale.mkdir()
     (stale / "summary.json").write_text("{}")
-    recent = history / ".20991231T235959Z-bbbbbb.new-q9w8e7"  # a run writing its history right now
+    recent = history / ".20991231T235959.000000Z-bbbbbb.new-q9w8e7"  # a run writing its history right now
     recent.mkdir()
     lookalike = history / ".notes.new-keep"
     lookalike.mkdir()
-    keep_run(history, "20261204T180512Z-3f9a1c", {"README.md": b"x"}, keep=2)
+    keep_run(history, "20261204T180512.000000Z-3f9a1c", {"README.md": b"x"}, keep=2)
     assert not stale.exists()
     assert recent.exists() and lookalike.exists()
 
@@ -265,3 +265,9 @@ def test_history_keep_zero_keeps_no_history(pytester: pytest.Pytester) -> None:
     assert result.ret == pytest.ExitCode.OK
     assert not (root / "reports" / "history").exists()
     assert "Kept in history" not in result.stdout.str()
+
+
+def test_run_ids_made_in_quick_succession_sort_in_the_order_they_were_made() -> None:
+    ids = [new_run_id() for _ in range(200)]
+    assert all(RUN_ID_PATTERN.fullmatch(run_id) for run_id in ids)
+    assert sorted(ids) == ids, "the same second is no tie: history prunes and compares by this order"

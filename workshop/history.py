@@ -18,8 +18,8 @@ from workshop.errors import EvidenceError
 from workshop.evidence import PACK_FILES, lock_path, write_pack
 from workshop.packs import PackError, read_pack
 
-RUN_ID_PATTERN = re.compile(r"[0-9]{8}T[0-9]{6}Z-[0-9a-f]{6}")
-"""A run id as `workshop.summary.new_run_id` makes it (``20261204T180512Z-3f9a1c``): sorts by time.
+RUN_ID_PATTERN = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[0-9a-f]{6}")
+"""A run id as `workshop.summary.new_run_id` makes it (``20261204T180512.123456Z-3f9a1c``): sorts by time.
 Use ``fullmatch``."""
 
 SUITE_ROLES = ("cases", "prompts")

@@ -77,8 +77,9 @@ def run_metadata(fixtures: Fixtures, root: Path, args: Sequence[str], baseline: 
 
 
 def new_run_id() -> str:
-    """A run id that sorts by time: ``20261204T180512Z-3f9a1c``."""
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    """A run id that sorts by time, to the microsecond (runs a second apart are common in CI and
+    in tests): ``20261204T180512.123456Z-3f9a1c``."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(3)
 
 
 def summary_data(report: RunReport, run: Mapping[str, Any]) -> dict[str, Any]:
