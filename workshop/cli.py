@@ -17,7 +17,7 @@ from workshop.fake_model import FakeModel
 from workshop.fixtures import load_fixtures
 from workshop.github import append_step_summary, step_summary_markdown
 from workshop.merge import describe, merge_packs
-from workshop.packs import read_pack
+from workshop.packs import PackOutcomes, read_pack
 from workshop.routes import decide_routes
 from workshop.schemas import write_schemas
 from workshop.tokens import trace_text
@@ -124,7 +124,8 @@ def _merge(packs: list[Path], output: Path, root: Path, command: list[str]) -> i
 
 
 def _diff(old: Path, new: Path, output: Path) -> int:
-    markdown = render_diff_markdown(compare_packs(read_pack(old), read_pack(new)), old.as_posix(), new.as_posix())
+    diff = compare_packs(read_pack(old, PackOutcomes), read_pack(new, PackOutcomes))
+    markdown = render_diff_markdown(diff, old.as_posix(), new.as_posix())
     print(markdown, end="")
     try:
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from workshop.packs import PackSummary
+from workshop.packs import PackOutcomes
 from workshop.text import markdown_cell, one_line, shorten
 
 ERROR_OUTCOME = "error"
@@ -143,7 +143,7 @@ class PackDiff:
         return not self.changes
 
 
-def _sides(pack: PackSummary) -> dict[tuple[str, str], _Side]:
+def _sides(pack: PackOutcomes) -> dict[tuple[str, str], _Side]:
     sides = {cell.key: _Side(cell.outcome, cell.reason, cell.passed) for cell in pack.cells}
     for error in pack.errors:
         # a pack never holds a cell both as a result and as an error; if a hand-made one does, the result wins
@@ -151,7 +151,7 @@ def _sides(pack: PackSummary) -> dict[tuple[str, str], _Side]:
     return sides
 
 
-def compare_packs(old: PackSummary, new: PackSummary) -> PackDiff:
+def compare_packs(old: PackOutcomes, new: PackOutcomes) -> PackDiff:
     """What changed from ``old`` to ``new``: cells whose outcome or reason changed or that only one run has
     (in the new run's cell order, then the old run's cells the new run lacks), every version's pass counts,
     and the fixture files whose sha256 differ or that only one run has."""

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from workshop.errors import EvidenceError
 from workshop.evidence import PACK_FILES, lock_path, write_pack
-from workshop.packs import PackError, read_pack
+from workshop.packs import PackError, PackOutcomes, read_pack
 
 RUN_ID_PATTERN = re.compile(r"[0-9]{8}T[0-9]{6}\.[0-9]{6}Z-[0-9a-f]{6}")
 """A run id as `workshop.summary.new_run_id` makes it (``20261204T180512.123456Z-3f9a1c``): sorts by time.
@@ -113,7 +113,7 @@ def previous_run(history_dir: Path, roles_paths: Mapping[str, str], before: str)
             continue
         folder = history_dir / name
         try:
-            pack = read_pack(folder)
+            pack = read_pack(folder, PackOutcomes)
         except (PackError, OSError, ValueError, RecursionError):
             # ValueError/RecursionError: JSON that json itself refuses (huge integers, deep nesting)
             continue

@@ -214,7 +214,7 @@ def _merged_run(summaries: dict[Path, PackSummary], command: Sequence[str]) -> d
         "python": platform.python_version(),
         "workshop": _version("workshop"),
         "platform": sys.platform,
-        "git_commit": _common({(s.run.model_extra or {}).get("git_commit") for s in summaries.values()}),
+        "git_commit": _common({s.run.git_commit for s in summaries.values()}),
         "merged_from": [
             {"pack": str(pack), "id": s.run.id, "shard": s.selection.shard} for pack, s in summaries.items()
         ],

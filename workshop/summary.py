@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import platform
 import secrets
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -82,8 +83,32 @@ def new_run_id() -> str:
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(3)
 
 
-def summary_data(report: RunReport, run: Mapping[str, Any]) -> dict[str, Any]:
-    """The summary as JSON data; everything outside ``run`` is the same for the same results."""
+_CELLS_TOKEN = "\u0000cells\u0000"
+
+
+def cell_records(report: RunReport) -> Iterator[dict[str, Any]]:
+    """Each evaluated cell as ``summary.json`` holds it, in the run's order."""
+    for c, r in zip(report.outcomes, report.results, strict=True):
+        yield {
+            "prompt_version": c.prompt_version,
+            "case_id": c.case_id,
+            "passed": c.passed,
+            "reason": c.reason,
+            "outcome": c.outcome.value,
+            "pass_rate": round(r.pass_rate, 6),
+            "trials": len(r.trials),
+            "review_flag": r.shown_trial.review_flag,
+            "input_tokens": r.input_tokens,
+            "output_tokens": r.output_tokens,
+            # exact, where prompt_eval.csv guards spreadsheet formulas
+            "raw_output": r.raw_output,
+        }
+
+
+def summary_data(report: RunReport, run: Mapping[str, Any], *, cells: bool = True) -> dict[str, Any]:
+    """The summary as JSON data; everything outside ``run`` is the same for the same results.
+
+    ``cells=False`` leaves a placeholder where the cells go (`render_summary` streams them)."""
     verdict = report.verdict
     return {
         "format": SUMMARY_FORMAT,
@@ -116,23 +141,7 @@ def summary_data(report: RunReport, run: Mapping[str, Any]) -> dict[str, Any]:
             }
             for s in report.scores
         ],
-        "cells": [
-            {
-                "prompt_version": c.prompt_version,
-                "case_id": c.case_id,
-                "passed": c.passed,
-                "reason": c.reason,
-                "outcome": c.outcome.value,
-                "pass_rate": round(r.pass_rate, 6),
-                "trials": len(r.trials),
-                "review_flag": r.shown_trial.review_flag,
-                "input_tokens": r.input_tokens,
-                "output_tokens": r.output_tokens,
-                # exact, where prompt_eval.csv guards spreadsheet formulas
-                "raw_output": r.raw_output,
-            }
-            for c, r in zip(report.outcomes, report.results, strict=True)
-        ],
+        "cells": [*cell_records(report)] if cells else _CELLS_TOKEN,
         "errors": [{"prompt_version": v, "case_id": c, "error": e} for v, c, e in report.errors],
         "missing": list(report.missing),
         "analysis": report.analysis.to_json() if report.analysis else None,
@@ -142,16 +151,26 @@ def summary_data(report: RunReport, run: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-_CELLS_TOKEN = "\u0000cells\u0000"
-
-
 def render_summary(report: RunReport, run: Mapping[str, Any]) -> bytes:
-    """``summary.json`` as bytes: indented, with one line per cell (compact, and quick to write at scale:
-    an indented dump of tens of thousands of cells goes through json's slow pure-Python path)."""
-    data = summary_data(report, run)
-    cells = data["cells"]
-    data["cells"] = _CELLS_TOKEN
-    text = json.dumps(data, indent=2, ensure_ascii=False)
-    lines = ",\n    ".join(json.dumps(cell, ensure_ascii=False) for cell in cells)
-    text = text.replace(json.dumps(_CELLS_TOKEN), f"[\n    {lines}\n  ]" if cells else "[]", 1)
-    return (text + "\n").encode("utf-8", "backslashreplace")
+    """``summary.json`` as bytes: indented, with one line per cell.
+
+    Compact, and quick and light at scale: an indented dump of tens of thousands of cells goes
+    through json's slow pure-Python path, and the cells (with their raw outputs) are encoded one
+    line at a time instead of held as dicts, text and bytes at once.
+    """
+    text = json.dumps(summary_data(report, run, cells=False), indent=2, ensure_ascii=False)
+    head, tail = text.split(json.dumps(_CELLS_TOKEN), 1)
+    out = io.BytesIO()
+    out.write(_encoded(head))
+    separator = b"[\n    "
+    for cell in cell_records(report):
+        out.write(separator)
+        out.write(_encoded(json.dumps(cell, ensure_ascii=False)))
+        separator = b",\n    "
+    out.write(b"[]" if separator == b"[\n    " else b"\n  ]")
+    out.write(_encoded(tail + "\n"))
+    return out.getvalue()
+
+
+def _encoded(text: str) -> bytes:
+    return text.encode("utf-8", "backslashreplace")
