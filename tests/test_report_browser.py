@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 import pytest
 from test_plugin import edit_json, make_project, version_named
 
+from workshop.cli import main
+
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Dialog, Locator, Page, Request, Route
 
@@ -345,6 +347,34 @@ def test_hostile_model_output_runs_no_script_opens_no_dialog_and_loads_nothing(
     found = {name: page.locator(selector).count() for name, selector in PAYLOAD_TRACES.items()}
     assert found == dict.fromkeys(PAYLOAD_TRACES, 0)
     _assert_quiet(watch, report)
+
+
+def test_merged_report_shows_hostile_output_as_text_and_runs_nothing(
+    open_page: Callable[[str], Opened], pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the page `python -m workshop merge --html` writes for shard packs: no pytest-html, our HTML alone
+    root = make_project(pytester)
+    edit_json(root / "cases" / "prompt_versions.json", _hostile_replies)
+    for k in (1, 2):
+        pytester.runpytest("-p", "no:cacheprovider", "--shard", f"{k}/2", "--evidence-dir", f"reports/shard{k}")
+    monkeypatch.chdir(root)
+    merged = root / "reports" / "merged.html"
+    assert main(["merge", "reports/shard1", "reports/shard2", "-o", "reports/merged", "--html", str(merged)]) == 1
+
+    page, watch = open_page(merged.as_uri())
+    page.wait_for_timeout(200)  # an onerror or onload handler would have fired by now
+    assert page.locator(".workshop-matrix p").first.inner_text() == GATE_LINE
+    shown = {
+        row.locator("td").nth(1).inner_text(): row.locator("pre").inner_text()
+        for row in page.locator("table.workshop-cells tr").all()[1:]
+        if row.locator("td").first.inner_text() == V3
+    }
+    assert shown == HOSTILE_REPLIES, "each raw output shows as the exact text the model returned"
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.evaluate("document.scripts.length") == 0
+    found = {name: page.locator(selector).count() for name, selector in PAYLOAD_TRACES.items()}
+    assert found == dict.fromkeys(PAYLOAD_TRACES, 0)
+    _assert_quiet(watch, merged)
 
 
 def test_report_logs_no_console_error_while_a_reader_uses_it(open_page: Callable[[str], Opened], report: Path) -> None:

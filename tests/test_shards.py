@@ -7,6 +7,7 @@ belong together (different fixtures, overlapping shards) with a clear error.
 
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 from typing import Any
@@ -226,3 +227,27 @@ def test_bad_shard_options_are_usage_errors(pytester: pytest.Pytester, args: tup
     result = pytester.runpytest(*args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert message in result.stderr.str()
+
+
+def test_merge_writes_a_self_contained_html_report_of_the_merged_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_project(pytester)
+    hostile = '<img src=x onerror="alert(1)"></td></table><script>alert(2)</script>'
+    edit_json(
+        root / "cases" / "prompt_versions.json",
+        lambda data: version_named(data, V3)["fake_model"].update(scripted_replies={"case_2": hostile}),
+    )
+    run_shards(pytester, 2)
+    capsys.readouterr()
+    args = ["reports/shard1", "reports/shard2", "-o", "reports/merged", "--html", "reports/merged.html"]
+    assert merge(root, monkeypatch, *args) == 1
+    assert "HTML report: reports/merged.html" in capsys.readouterr().out
+    page = (root / "reports" / "merged.html").read_text(encoding="utf-8")
+    assert "content=\"default-src 'none'; style-src 'unsafe-inline'\"" in page, "no script, no request"
+    assert "Gate: FAIL (1 regression" in page
+    assert "<tr><th>v3_json_with_boundary</th><td>2/3</td>" in page
+    assert f"<pre>{html.escape(hostile)}</pre>" in page, "the raw output as text"
+    assert "<script>" not in page and "<img" not in page
+    first_row = page.index('<table class="workshop-cells"')
+    assert page.index(">REGRESSION<", first_row) < page.index(">known failure<", first_row), "regressions first"

@@ -14,10 +14,12 @@ from workshop.errors import EvidenceError, WorkshopError
 from workshop.evaluation import best_version, evaluate_all, score_versions
 from workshop.evidence import ReadmeInfo, render_pack, write_pack
 from workshop.fake_model import FakeModel
+from workshop.files import replace_file
 from workshop.fixtures import load_fixtures
 from workshop.github import append_step_summary, step_summary_markdown
 from workshop.merge import describe, merge_packs
 from workshop.packs import PackOutcomes, read_pack
+from workshop.report import standalone_report
 from workshop.routes import decide_routes
 from workshop.schemas import write_schemas
 from workshop.tokens import trace_text
@@ -60,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument(
         "--root", type=Path, default=Path(), help="project folder the shards ran in (default: the current folder)"
     )
+    merge.add_argument("--html", type=Path, help="also write a self-contained HTML report of the merged run here")
     diff = commands.add_parser(
         "diff",
         help="show what changed between two runs' packs (cells, pass counts, fixture files); "
@@ -108,14 +111,23 @@ def run(cases: Path, prompts: Path, evidence_dir: Path, explain: bool = False) -
         print((evidence_dir / name).as_posix())
 
 
-def _merge(packs: list[Path], output: Path, root: Path, command: list[str]) -> int:
+def _merge(packs: list[Path], output: Path, root: Path, command: list[str], html: Path | None) -> int:
     merged = merge_packs(packs, output, root, command)
     for line in describe(merged):
         print(line)
     report = merged.report
     fixtures = merged.suite.fixtures
     title = f"Prompt evaluation (merged from {len(packs)} packs)"
-    text = step_summary_markdown(report, [v.name for v in fixtures.versions], [c.id for c in fixtures.cases], title)
+    versions, cases = [v.name for v in fixtures.versions], [c.id for c in fixtures.cases]
+    if html is not None:
+        page = standalone_report(report, versions, cases, title)
+        try:
+            replace_file(html, page.encode("utf-8", "backslashreplace"))
+        except OSError as exc:
+            print(f"error: cannot write the HTML report {html}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
+        print(f"HTML report: {html.as_posix()}")
+    text = step_summary_markdown(report, versions, cases, title)
     try:
         append_step_summary(text)
     except OSError as exc:
@@ -143,7 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in write_schemas(args.dir):
                 print(path.as_posix())
         elif args.command == "merge":
-            return _merge(args.packs, args.output, args.root, ["python", "-m", "workshop", *(argv or sys.argv[1:])])
+            command = ["python", "-m", "workshop", *(argv or sys.argv[1:])]
+            return _merge(args.packs, args.output, args.root, command, args.html)
         elif args.command == "diff":
             return _diff(args.old, args.new, args.output)
         else:

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from workshop.errors import FixtureError, Problem
+from workshop.files import replace_file
 from workshop.fixtures import FixtureFile, FixtureModel, Identifier, validate_fixture
 from workshop.jsonfile import read_json_file
 from workshop.text import one_line, shorten
@@ -243,10 +244,7 @@ def render_baseline(baseline: Baseline) -> str:
 
 def write_baseline(path: Path, baseline: Baseline) -> None:
     """Write the baseline atomically (a temporary file beside it, then a rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = path.with_name(f".{path.name}.new")
-    staging.write_text(render_baseline(baseline), encoding="utf-8")
-    staging.replace(path)
+    replace_file(path, render_baseline(baseline).encode("utf-8"))
 
 
 RAW_OUTPUT_LIMIT = 300

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from workshop.files import replace_file
 from workshop.fixtures import Case, FixtureFile, FixtureModel, load_model
 from workshop.model import Completion, ProviderError
 from workshop.payload import Payload
@@ -156,11 +157,8 @@ class RecordingStore:
                 document = RecordingFile(
                     schema_="../schemas/recordings.schema.json", provider=provider, model=model, recordings=ordered
                 )
-                path.parent.mkdir(parents=True, exist_ok=True)
-                staging = path.with_name(f".{path.name}.new")
                 text = json.dumps(document.model_dump(by_alias=True, exclude_none=True), indent=2, ensure_ascii=False)
-                staging.write_text(text + "\n", encoding="utf-8", errors="surrogatepass")
-                staging.replace(path)
+                replace_file(path, (text + "\n").encode("utf-8", "surrogatepass"))
                 written.append(path)
             self._new.clear()
         return written

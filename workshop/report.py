@@ -216,3 +216,43 @@ def analysis_html(analysis: Analysis) -> str:
         ]  # fmt: skip
         parts.append(_table("Next steps", ["version", "passed", "next route", "why"], rows))
     return "".join(parts)
+
+
+STANDALONE_ROWS = 2000
+"""Cells a standalone report lists row by row (those that need a look first); the pack has every one."""
+
+_NEEDS_A_LOOK = (Outcome.REGRESSION, Outcome.NEW_FAILURE, Outcome.FAILED, Outcome.IMPROVEMENT, Outcome.KNOWN_FAILURE)
+
+
+def standalone_report(report: RunReport, versions: Sequence[str], cases: Sequence[str], title: str) -> str:
+    """A self-contained HTML page of a run without pytest-html (a merge of shard packs): the matrix,
+    the analysis, and a row per cell that did not simply pass, with its reason and raw output as text.
+
+    Its Content-Security-Policy allows no script and no request at all, on top of the escaping.
+    """
+    order = {outcome: rank for rank, outcome in enumerate(_NEEDS_A_LOOK)}
+    by_key = {(r.prompt_version, r.case_id): r for r in report.results}
+    listed = sorted((o for o in report.outcomes if o.outcome in order), key=lambda o: order[o.outcome])[
+        :STANDALONE_ROWS
+    ]
+    rows = "".join(
+        f"<tr><td>{escape(o.prompt_version)}</td><td>{escape(o.case_id)}</td>"
+        f"<td>{escape(_CELL_STYLE[o.outcome][0])}</td><td>{escape(one_line(o.reason))}</td>"
+        f"<td><pre>{escape(_shorten(by_key[(o.prompt_version, o.case_id)].raw_output))}</pre></td></tr>"
+        for o in listed
+    )
+    errors = "".join(
+        f"<tr><td>{escape(v)}</td><td>{escape(c)}</td><td>ERROR</td><td>{escape(one_line(e))}</td><td></td></tr>"
+        for v, c, e in report.errors
+    )
+    more = sum(o.outcome in order for o in report.outcomes) - len(listed)
+    note = f"<p>{more} more cells are listed in the evidence pack (prompt_eval.csv).</p>" if more > 0 else ""
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
+        f'<title>{escape(title)}</title></head><body style="font-family:sans-serif">'
+        f"<h1>{escape(title)}</h1>{summary_matrix(report, versions, cases)}"
+        '<h2>Cells to look at</h2><table class="workshop-cells" style="border-collapse:collapse" border="1" '
+        'cellpadding="4"><tr><th>Prompt version</th><th>Case</th><th>Outcome</th><th>Reason</th>'
+        f"<th>Raw model output</th></tr>{errors}{rows}</table>{note}</body></html>\n"
+    )
