@@ -123,6 +123,24 @@ def test_three_shards_merged_equal_one_unsharded_run(
     assert run["fixtures"] == json.loads(unsharded["summary.json"])["run"]["fixtures"]
 
 
+@pytest.mark.parametrize(
+    "options",
+    [("--repeat", "3"), ("--min-pass-rate", "0"), ("--repeat", "2", "--min-pass-rate", "0.5"), ("--no-baseline",)],
+    ids=["three trials", "pass rate zero", "pass rate half", "baseline off"],
+)
+def test_merged_shards_equal_one_run_with_trials_and_gate_options(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, options: tuple[str, ...]
+) -> None:
+    root = make_project(pytester)
+    pytester.runpytest("--evidence-dir", "reports/whole", *options)
+    run_shards(pytester, 2, *options)
+    merge(root, monkeypatch, "reports/shard1", "reports/shard2", "-o", "reports/merged")
+    merged, unsharded = files_of(root / "reports" / "merged"), files_of(root / "reports" / "whole")
+    for name in sorted(PACK_FILES - {"summary.json"}):
+        assert merged[name] == unsharded[name], name
+    assert without_run(merged["summary.json"]) == without_run(unsharded["summary.json"])
+
+
 def test_a_missing_shard_makes_the_merge_incomplete(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -120,7 +120,9 @@ def result_of(record: CellRecord, suite: EvalSuite) -> EvalResult:
     if cell is None:
         raise PackError(f"cell {record.prompt_version} / {record.case_id} is not in the fixtures")
     passes = round(record.pass_rate * record.trials)
-    shown_passed = record.passed if record.trials == 1 else (passes > 0 and record.passed)
+    # a failed cell shows a failing trial; a passed one its first, taken as passing if any trial passed
+    # (with --min-pass-rate 0 a cell can pass with none: then its shown trial failed)
+    shown_passed = record.passed and passes > 0
     shown = Trial(
         shown_passed,
         record.reason,
