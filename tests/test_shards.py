@@ -16,9 +16,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from test_plugin import LEARNING_CASE, edit_json, make_project, ran_ids, version_named
+from test_providers import SENTINEL_KEY, fake_responder, load_repo_fixtures
 
 from workshop.cli import main
 from workshop.evidence import PACK_FILES
+from workshop.loopback import LoopbackServer, Reply
 from workshop.shard import Shard
 
 V3 = "v3_json_with_boundary"
@@ -269,3 +271,36 @@ def test_merge_writes_a_self_contained_html_report_of_the_merged_run(
     assert "<script>" not in page and "<img" not in page
     first_row = page.index('<table class="workshop-cells"')
     assert page.index(">REGRESSION<", first_row) < page.index(">known failure<", first_row), "regressions first"
+
+
+def test_merged_shards_equal_one_run_with_a_real_provider_and_a_failed_call(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # through the real SDK against the loopback server; one cell's calls fail (no result: an error)
+    for name in ("OPENAI_MODEL", "WORKSHOP_PROVIDER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", SENTINEL_KEY)
+    root = make_project(pytester)
+
+    def fail_v3_case_2(version: str, case: str) -> Reply | None:
+        if (version, case) == (V3, "case_2"):
+            raise RuntimeError("upstream failed")
+        return None
+
+    options = ("--provider", "openai-chat", "--record-mode", "all", "--max-retries", "0")
+    with LoopbackServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        server.responder = fake_responder(load_repo_fixtures(root / "cases"), fail_v3_case_2)
+        # subprocesses: in-process runs would drop the SDK modules they import, confusing later tests
+        pytester.runpytest_subprocess("--evidence-dir", "reports/whole", *options)
+        for k in (1, 2):
+            pytester.runpytest_subprocess("--shard", f"{k}/2", "--evidence-dir", f"reports/shard{k}", *options)
+    assert merge(root, monkeypatch, "reports/shard1", "reports/shard2", "-o", "reports/merged") == 1
+    merged, unsharded = files_of(root / "reports" / "merged"), files_of(root / "reports" / "whole")
+    for name in sorted(PACK_FILES - {"summary.json"}):
+        assert merged[name] == unsharded[name], name
+    merged_summary = json.loads(merged["summary.json"])
+    assert without_run(merged["summary.json"]) == without_run(unsharded["summary.json"])
+    assert merged_summary["errors"][0]["case_id"] == "case_2"
+    assert merged_summary["complete"] is False
+    assert set(merged_summary["run"]["latency_s"]) == {"v1_goal_only", "v2_json_contract", V3}
