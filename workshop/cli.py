@@ -16,7 +16,7 @@ from workshop.evidence import ReadmeInfo, render_pack, write_pack
 from workshop.fake_model import FakeModel
 from workshop.files import replace_file
 from workshop.fixtures import load_fixtures
-from workshop.github import append_step_summary, step_summary_markdown
+from workshop.github import write_step_summary
 from workshop.merge import describe, merge_packs
 from workshop.packs import PackOutcomes, read_pack
 from workshop.report import standalone_report
@@ -127,11 +127,9 @@ def _merge(packs: list[Path], output: Path, root: Path, command: list[str], html
             print(f"error: cannot write the HTML report {html}: {exc.strerror or exc}", file=sys.stderr)
             return 2
         print(f"HTML report: {html.as_posix()}")
-    text = step_summary_markdown(report, versions, cases, title)
-    try:
-        append_step_summary(text)
-    except OSError as exc:
-        print(f"GitHub step summary NOT written: {exc}", file=sys.stderr)
+    problem = write_step_summary(report, fixtures, title)
+    if problem:
+        print(problem, file=sys.stderr)
     return 0 if report.verdict.passed and report.complete else 1
 
 

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from workshop.fixtures import Fixtures
 from workshop.gate import Outcome
 from workshop.suite import RunReport
 from workshop.text import markdown_cell, some
@@ -98,3 +99,15 @@ def append_step_summary(markdown: str, environ: Mapping[str, str] = os.environ) 
     with open(path, "a", encoding="utf-8", errors="backslashreplace") as handle:
         handle.write(markdown + "\n")
     return path
+
+
+def write_step_summary(
+    report: RunReport, fixtures: Fixtures, title: str, environ: Mapping[str, str] = os.environ
+) -> str | None:
+    """Append the run's job summary when GitHub asks for one; the reason it could not, or None."""
+    versions, cases = [v.name for v in fixtures.versions], [c.id for c in fixtures.cases]
+    try:
+        append_step_summary(step_summary_markdown(report, versions, cases, title), environ)
+    except OSError as exc:
+        return f"GitHub step summary NOT written: {exc}"
+    return None

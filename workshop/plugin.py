@@ -19,7 +19,7 @@ from workshop.console import analysis_lines, version_line
 from workshop.errors import WorkshopError
 from workshop.evaluation import EvalResult
 from workshop.gate import Outcome
-from workshop.github import append_step_summary, step_summary_markdown
+from workshop.github import write_step_summary
 from workshop.model import ProviderError
 from workshop.settings import add_options, read_settings
 from workshop.suite import Cell, EvalSuite, RunCollector, RunReport
@@ -268,14 +268,9 @@ class ActiveSuite:
             self._write_step_summary(run)
 
     def _write_step_summary(self, run: RunReport) -> None:
-        fixtures = self.suite.fixtures
         shard = self.suite.settings.shard
         title = "Prompt evaluation" + (f" (shard {shard})" if shard else "")
-        text = step_summary_markdown(run, [v.name for v in fixtures.versions], [c.id for c in fixtures.cases], title)
-        try:
-            append_step_summary(text)
-        except OSError as exc:
-            self.step_summary_error = f"GitHub step summary NOT written: {exc}"
+        self.step_summary_error = write_step_summary(run, self.suite.fixtures, title)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         run = self.collector.report if self.collector else None
