@@ -7,6 +7,7 @@ import io
 import multiprocessing
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -400,3 +401,9 @@ def test_concurrent_writers_leave_one_writers_whole_pack(tmp_path):
     assert _is_one_whole_pack(snapshot(target))
     assert leftovers(tmp_path, "evidence") == []
     assert seen > 0
+
+
+def test_a_pack_folder_is_readable_by_the_team(tmp_path):
+    target = tmp_path / "evidence"
+    write_pack(target, seed_pack())
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755

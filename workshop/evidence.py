@@ -275,6 +275,7 @@ def _write_locked(target: Path, files: Mapping[str, bytes]) -> None:
                 "choose an empty or new folder for the evidence"
             )
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.new-", dir=target.parent))
+        os.chmod(staging, 0o755)  # mkdtemp's 0o700 would hide the pack from the rest of the team
     except OSError as exc:
         raise EvidenceError(f"cannot write the evidence pack to {target}: {exc.strerror or exc}") from None
     try:
