@@ -18,19 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import markdown_table, median, save
+from benchmarks.common import CHROMIUM, CHROMIUM_ARGS, markdown_table, median, save
 from benchmarks.projects import floor_project, suite_project
 
-CHROMIUM = "/usr/bin/chromium"
-# Quiet, offline Chromium: without these it keeps trying to reach Google's services.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 
 

@@ -1,4 +1,4 @@
-"""Shared bits of the benchmarks: medians, result files, a markdown table."""
+"""Shared bits of the benchmarks (and the browser tests): medians, result files, a markdown table, Chromium."""
 
 from __future__ import annotations
 
@@ -11,6 +11,19 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+CHROMIUM = "/usr/bin/chromium"
+"""Debian's chromium, driven through Playwright with ``executable_path`` (never a browser download);
+tests/test_report_browser.py uses the same browser and flags."""
+# Quiet, offline Chromium: without these it keeps trying to reach Google's services.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 def median(values: Sequence[float]) -> float:

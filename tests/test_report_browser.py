@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 import pytest
 from test_plugin import edit_json, make_project, version_named
 
+from benchmarks.common import CHROMIUM, CHROMIUM_ARGS
 from workshop.cli import main
 
 if TYPE_CHECKING:
@@ -43,16 +44,6 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOT = REPO / "reports" / "report-screenshot.png"
-CHROMIUM = "/usr/bin/chromium"
-# Quiet, offline Chromium, as in benchmarks/bench_report_browser.py
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 REQUIRE_BROWSER = "WORKSHOP_REQUIRE_BROWSER"
 TIMEOUT_MS = 10_000
 
