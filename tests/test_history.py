@@ -26,6 +26,11 @@ def pack_files(run_id: str, fixtures: dict[str, tuple[str, str]] = FIXTURES) -> 
     return {"summary.json": summary, "README.md": f"# run {run_id}\n".encode()}
 
 
+def previous_folder(history_dir: Path, roles_paths: dict[str, str], before: str) -> Path | None:
+    found = previous_run(history_dir, roles_paths, before)
+    return found.folder if found else None
+
+
 def snapshot(folder: Path) -> dict[str, bytes | None]:
     """Every path under ``folder``: file contents, None for folders."""
     return {
@@ -155,9 +160,11 @@ def test_previous_run_is_the_newest_run_before_this_one(tmp_path: Path):
     history = tmp_path / "history"
     for run_id in IDS:
         keep_run(history, run_id, pack_files(run_id), 10)
-    assert previous_run(history, SUITE, IDS[3]) == history / IDS[2]
-    assert previous_run(history, SUITE, "99999999T999999.000000Z-ffffff") == history / IDS[-1]
-    assert previous_run(history, SUITE, IDS[0]) is None
+    assert previous_folder(history, SUITE, IDS[3]) == history / IDS[2]
+    found = previous_run(history, SUITE, IDS[3])
+    assert found is not None and found.pack.run.id == IDS[2], "the pack comes back as read"
+    assert previous_folder(history, SUITE, "99999999T999999.000000Z-ffffff") == history / IDS[-1]
+    assert previous_folder(history, SUITE, IDS[0]) is None
 
 
 def test_previous_run_skips_packs_it_cannot_read(tmp_path: Path):
@@ -171,7 +178,7 @@ def test_previous_run_skips_packs_it_cannot_read(tmp_path: Path):
     }
     for run_id, files in broken.items():
         keep_run(history, run_id, files, 10)
-    assert previous_run(history, SUITE, IDS[5]) == history / IDS[0]
+    assert previous_folder(history, SUITE, IDS[5]) == history / IDS[0]
 
 
 def test_previous_run_skips_runs_of_another_suite(tmp_path: Path):
@@ -181,15 +188,15 @@ def test_previous_run_skips_runs_of_another_suite(tmp_path: Path):
     keep_run(history, IDS[1], pack_files(IDS[1], other_cases), 10)
     no_prompts = {"cases": FIXTURES["cases"]}
     keep_run(history, IDS[2], pack_files(IDS[2], no_prompts), 10)
-    assert previous_run(history, SUITE, IDS[5]) == history / IDS[0]
-    assert previous_run(history, {**SUITE, "cases": "other/cases.json"}, IDS[5]) == history / IDS[1]
+    assert previous_folder(history, SUITE, IDS[5]) == history / IDS[0]
+    assert previous_folder(history, {**SUITE, "cases": "other/cases.json"}, IDS[5]) == history / IDS[1]
 
 
 def test_previous_run_matches_the_same_suite_with_changed_contents(tmp_path: Path):
     history = tmp_path / "history"
     edited = {**FIXTURES, "prompts": (FIXTURES["prompts"][0], "f" * 64), "routes": ("cases/routes.json", "0" * 64)}
     keep_run(history, IDS[0], pack_files(IDS[0], edited), 10)
-    assert previous_run(history, SUITE, IDS[1]) == history / IDS[0]
+    assert previous_folder(history, SUITE, IDS[1]) == history / IDS[0]
 
 
 def test_previous_run_ignores_folders_not_named_by_a_run_id(tmp_path: Path):
@@ -197,11 +204,11 @@ def test_previous_run_ignores_folders_not_named_by_a_run_id(tmp_path: Path):
     keep_run(history, IDS[0], pack_files(IDS[0]), 10)
     # a copy of a pack under another name sorts after every run id, yet is no run
     shutil.copytree(history / IDS[0], history / "latest")
-    assert previous_run(history, SUITE, IDS[1]) == history / IDS[0]
+    assert previous_folder(history, SUITE, IDS[1]) == history / IDS[0]
 
 
 def test_no_history_yet_means_no_previous_run(tmp_path: Path):
-    assert previous_run(tmp_path / "missing", SUITE, IDS[0]) is None
+    assert previous_folder(tmp_path / "missing", SUITE, IDS[0]) is None
     assert not (tmp_path / "missing").exists()
 
 

@@ -13,6 +13,7 @@ import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from workshop.errors import EvidenceError
 from workshop.evidence import PACK_FILES, lock_path, write_pack
@@ -96,10 +97,18 @@ def _remove_stale_staging(history_dir: Path, oldest_kept: str) -> None:
             _remove(entry)
 
 
-def previous_run(history_dir: Path, roles_paths: Mapping[str, str], before: str) -> Path | None:
+class PreviousRun(NamedTuple):
+    """The run before this one of the same suite: its history folder and what it found."""
+
+    folder: Path
+    pack: PackOutcomes
+
+
+def previous_run(history_dir: Path, roles_paths: Mapping[str, str], before: str) -> PreviousRun | None:
     """The newest run pack in ``history_dir`` older than the run id ``before`` that ran the same suite:
     its ``cases`` and ``prompts`` fixture paths equal those in ``roles_paths`` (their contents may differ;
-    the diff shows which did). Folders that cannot be read as packs are skipped; None if none fits."""
+    the diff shows which did). Folders that cannot be read as packs are skipped; None if none fits.
+    The pack comes back as read, outcomes only, so the caller need not read it again."""
     wanted = {role: roles_paths.get(role) for role in SUITE_ROLES}
     try:
         names = sorted(
@@ -114,10 +123,9 @@ def previous_run(history_dir: Path, roles_paths: Mapping[str, str], before: str)
         folder = history_dir / name
         try:
             pack = read_pack(folder, PackOutcomes)
-        except (PackError, OSError, ValueError, RecursionError):
-            # ValueError/RecursionError: JSON that json itself refuses (huge integers, deep nesting)
+        except PackError:  # read_pack turns every unreadable summary (I/O, JSON, format) into this
             continue
         found = {role: record.path if (record := pack.run.fixtures.get(role)) else None for role in SUITE_ROLES}
         if found == wanted:
-            return folder
+            return PreviousRun(folder, pack)
     return None

@@ -40,7 +40,7 @@ from workshop.gate import (
 )
 from workshop.history import keep_run, previous_run
 from workshop.model import Completion, ProviderError
-from workshop.packs import PackError, PackOutcomes, read_pack
+from workshop.packs import PackOutcomes
 from workshop.payload import Payload, build_payload
 from workshop.providers import ClientSettings, make_provider, require_sdk
 from workshop.recordings import Recorder, RecordingStore
@@ -318,16 +318,15 @@ class RunCollector:
         run_id = self.metadata["id"]
         paths = {role: record["path"] for role, record in self.metadata["fixtures"].items()}
         try:
+            # found (and read, outcomes only) before pruning may remove it
             previous = previous_run(settings.history_dir, paths, before=run_id)
-            # read before pruning may remove it; outcomes only (no raw outputs): light at any size
-            old = read_pack(previous, PackOutcomes) if previous is not None else None
             kept = keep_run(settings.history_dir, run_id, files, settings.history_keep)
-        except (EvidenceError, PackError) as exc:
+        except EvidenceError as exc:
             return replace(report, history_error=str(exc))
         since: tuple[str, ...] = ()
-        if old is not None:
+        if previous is not None:
             new = PackOutcomes.model_validate_json(files[SUMMARY])
-            since = tuple(change_lines(compare_packs(old, new)))
+            since = tuple(change_lines(compare_packs(previous.pack, new)))
         return replace(report, history=kept, since_previous=since)
 
     def _update_baseline(self, report: RunReport) -> RunReport:
