@@ -1,12 +1,18 @@
-"""Replacing a single file atomically (the baseline, recordings, a merged report)."""
+"""Single files: their sha256, and replacing one atomically (the baseline, recordings, a merged report)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of the file's bytes, in hex: how runs tell whether they read the same fixture."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def replace_file(path: Path, content: bytes) -> None:

@@ -6,7 +6,6 @@ hand-edited file is an error that names the file, the item and the field.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from workshop.contract import Contract, load_contract
 from workshop.errors import FixtureError, Problem
+from workshop.files import file_sha256
 from workshop.jsonfile import read_json_file
 from workshop.text import shorten, some
 
@@ -226,7 +226,7 @@ class Fixtures:
 
     def file_hashes(self) -> dict[str, str]:
         """sha256 of each fixture file, by role: what makes two runs comparable."""
-        return {role: hashlib.sha256(path.read_bytes()).hexdigest() for role, path in self.files.items()}
+        return {role: file_sha256(path) for role, path in self.files.items()}
 
 
 M = TypeVar("M", bound=FixtureModel)

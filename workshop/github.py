@@ -105,6 +105,8 @@ def write_step_summary(
     report: RunReport, fixtures: Fixtures, title: str, environ: Mapping[str, str] = os.environ
 ) -> str | None:
     """Append the run's job summary when GitHub asks for one; the reason it could not, or None."""
+    if not environ.get(STEP_SUMMARY):  # outside GitHub Actions: not even the Markdown is built
+        return None
     versions, cases = [v.name for v in fixtures.versions], [c.id for c in fixtures.cases]
     try:
         append_step_summary(step_summary_markdown(report, versions, cases, title), environ)

@@ -8,7 +8,6 @@ was run by two of them.
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import sys
 from collections.abc import Sequence
@@ -20,13 +19,14 @@ from typing import Any
 from workshop.errors import WorkshopError
 from workshop.evaluation import EvalResult, Trial
 from workshop.evidence import write_pack
+from workshop.files import file_sha256
 from workshop.model import Completion
 from workshop.packs import CellRecord, PackError, PackSummary, read_pack
 from workshop.payload import build_payload
 from workshop.settings import SuiteSettings
 from workshop.shard import Shard
 from workshop.suite import EvalSuite, RunReport, analyse_report, judge_results, render_run_pack
-from workshop.summary import _version, new_run_id
+from workshop.summary import new_run_id, package_version
 from workshop.text import some
 
 FIXTURE_ROLES_NEEDED = ("cases", "prompts")
@@ -95,7 +95,7 @@ def _check_fixtures_on_disk(summary: PackSummary, root: Path) -> dict[str, Path]
     for role, record in summary.run.fixtures.items():
         path = _fixture_path(root, record.path)
         try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = file_sha256(path)
         except OSError:
             raise PackError(
                 f"{role} fixture {record.path} not found under {root}: run the merge from the project folder "
@@ -214,7 +214,7 @@ def _merged_run(summaries: dict[Path, PackSummary], command: Sequence[str]) -> d
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": list(command),
         "python": platform.python_version(),
-        "workshop": _version("workshop"),
+        "workshop": package_version("workshop"),
         "platform": sys.platform,
         "git_commit": _common({s.run.git_commit for s in summaries.values()}),
         "merged_from": [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import platform
@@ -15,6 +14,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workshop.files import file_sha256
 from workshop.fixtures import Fixtures
 
 if TYPE_CHECKING:
@@ -34,7 +34,8 @@ def _git_commit(directory: Path) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
+    """The installed version of ``package``, or None."""
     try:
         return importlib_metadata.version(package)
     except importlib_metadata.PackageNotFoundError:
@@ -57,8 +58,7 @@ def fixture_files(fixtures: Fixtures, root: Path, baseline: Path | None) -> dict
     hashes = fixtures.file_hashes()
     files = {role: {"path": _portable(path, root), "sha256": hashes[role]} for role, path in fixtures.files.items()}
     if baseline is not None and baseline.is_file():
-        digest = hashlib.sha256(baseline.read_bytes()).hexdigest()
-        files["baseline"] = {"path": _portable(baseline, root), "sha256": digest}
+        files["baseline"] = {"path": _portable(baseline, root), "sha256": file_sha256(baseline)}
     return files
 
 
@@ -69,8 +69,8 @@ def run_metadata(fixtures: Fixtures, root: Path, args: Sequence[str], baseline: 
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": ["pytest", *args],
         "python": platform.python_version(),
-        "pytest": _version("pytest"),
-        "workshop": _version("workshop"),
+        "pytest": package_version("pytest"),
+        "workshop": package_version("workshop"),
         "platform": sys.platform,
         "git_commit": _git_commit(root),
         "fixtures": fixture_files(fixtures, root, baseline),
