@@ -13,6 +13,7 @@ from pathlib import Path
 
 from workshop.fixtures import Fixtures
 from workshop.gate import Outcome
+from workshop.report import OUTCOME_LABELS
 from workshop.suite import RunReport
 from workshop.text import markdown_cell, some
 
@@ -22,14 +23,10 @@ MATRIX_MAX_CASES = 20
 CELLS_LISTED = 50
 """Regressions, new failures and errors listed by name; the rest are counted (the pack has all)."""
 
+# the HTML report's names; the outcomes that fail the gate in bold
 LABELS = {
-    Outcome.PASSED: "pass",
-    Outcome.NEW: "new: pass",
-    Outcome.KNOWN_FAILURE: "known failure",
-    Outcome.REGRESSION: "**REGRESSION**",
-    Outcome.IMPROVEMENT: "improvement",
-    Outcome.NEW_FAILURE: "**new: FAIL**",
-    Outcome.FAILED: "FAIL",
+    outcome: f"**{label}**" if outcome in (Outcome.REGRESSION, Outcome.NEW_FAILURE) else label
+    for outcome, label in OUTCOME_LABELS.items()
 }
 
 

@@ -31,6 +31,10 @@ _CELL_STYLE = {
 }
 
 
+OUTCOME_LABELS = {outcome: label for outcome, (label, _) in _CELL_STYLE.items()}
+"""How each outcome is named wherever a run is shown (this report, the job summary)."""
+
+
 def header_cells() -> list[str]:
     """Header cells of the extra sortable columns."""
     return [f'<th class="sortable" data-column-type="{key}">{title}</th>' for key, title in COLUMNS]
@@ -237,7 +241,7 @@ def standalone_report(report: RunReport, versions: Sequence[str], cases: Sequenc
     ]
     rows = "".join(
         f"<tr><td>{escape(o.prompt_version)}</td><td>{escape(o.case_id)}</td>"
-        f"<td>{escape(_CELL_STYLE[o.outcome][0])}</td><td>{escape(one_line(o.reason))}</td>"
+        f"<td>{escape(OUTCOME_LABELS[o.outcome])}</td><td>{escape(one_line(o.reason))}</td>"
         f"<td><pre>{escape(_shorten(by_key[(o.prompt_version, o.case_id)].raw_output))}</pre></td></tr>"
         for o in listed
     )
