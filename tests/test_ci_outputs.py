@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 import pytest
-from test_plugin import XSS, edit_json, make_project, version_named
+from test_plugin import LEARNING_CASE, XSS, edit_json, make_project, version_named
 
 from workshop.cli import main
 
@@ -98,3 +98,19 @@ def test_junit_xml_carries_version_case_and_reason(pytester: pytest.Pytester, wo
     assert properties[f"test_prompt_version[{V3}-case_3]"]["reason"] == "ok"
     assert properties["test_route[case_1]"] == {}, "other tests get no properties"
     assert len([name for name in properties if name.startswith("test_prompt_version[")]) == 9
+
+
+def test_step_summary_counts_outcomes_per_version_for_many_cases(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = make_project(pytester)
+    extra = [{**LEARNING_CASE, "id": f"case_{n}"} for n in range(4, 25)]  # 24 cases: counts, not columns
+    edit_json(root / "cases" / "cases.json", lambda data: data["cases"].extend(extra))
+    target = root / "step-summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(target))
+    pytester.runpytest("--no-baseline")
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert "| Prompt version | Passed | pass | FAIL |" in lines
+    assert "| v1_goal_only | 0/24 | 0 | 24 |" in lines
+    assert "| v2_json_contract | 23/24 | 23 | 1 |" in lines
+    assert f"| {V3} | 24/24 | 24 | 0 |" in lines

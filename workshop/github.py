@@ -13,7 +13,7 @@ from pathlib import Path
 
 from workshop.fixtures import Fixtures
 from workshop.gate import Outcome
-from workshop.report import OUTCOME_LABELS
+from workshop.report import OUTCOME_LABELS, outcome_counts
 from workshop.suite import RunReport
 from workshop.text import markdown_cell, some
 
@@ -46,13 +46,13 @@ def _matrix(report: RunReport, versions: Sequence[str], cases: Sequence[str]) ->
             passed = f"{score.passed}/{score.total}" if score else "0/0"
             lines.append(_row([markdown_cell(version), passed, *(by_cell.get((version, c), "") for c in cases)]))
         return lines
-    kinds = [kind for kind in Outcome if any(o.outcome is kind for o in report.outcomes)]
+    counts = outcome_counts(report, shown)
+    kinds = [kind for kind in LABELS if any(counts[version][kind] for version in shown)]
     lines = [_row(["Prompt version", "Passed", *(LABELS[k] for k in kinds)]), _row(["---"] * (len(kinds) + 2))]
     for version in shown:
         score = scores.get(version)
-        counts = [sum(o.prompt_version == version and o.outcome is kind for o in report.outcomes) for kind in kinds]
         passed = f"{score.passed}/{score.total}" if score else "0/0"
-        lines.append(_row([markdown_cell(version), passed, *map(str, counts)]))
+        lines.append(_row([markdown_cell(version), passed, *(str(counts[version][kind]) for kind in kinds)]))
     return lines
 
 

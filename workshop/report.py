@@ -148,11 +148,17 @@ def _folded_note(folded: int) -> str:
     )
 
 
-def _outcome_counts(report: RunReport, versions: Sequence[str], folded: int) -> str:
-    kinds = [outcome for outcome in _CELL_STYLE]
-    counts: dict[str, dict[Outcome, int]] = {version: dict.fromkeys(kinds, 0) for version in versions}
+def outcome_counts(report: RunReport, versions: Sequence[str]) -> dict[str, dict[Outcome, int]]:
+    """How many cells of each version had each outcome (every outcome, in `OUTCOME_LABELS` order)."""
+    counts: dict[str, dict[Outcome, int]] = {version: dict.fromkeys(OUTCOME_LABELS, 0) for version in versions}
     for outcome in report.outcomes:
-        counts.setdefault(outcome.prompt_version, dict.fromkeys(kinds, 0))[outcome.outcome] += 1
+        counts.setdefault(outcome.prompt_version, dict.fromkeys(OUTCOME_LABELS, 0))[outcome.outcome] += 1
+    return counts
+
+
+def _outcome_counts(report: RunReport, versions: Sequence[str], folded: int) -> str:
+    kinds = list(OUTCOME_LABELS)
+    counts = outcome_counts(report, versions)
     errors: dict[str, int] = {}
     for version, _, _ in report.errors:
         errors[version] = errors.get(version, 0) + 1
